@@ -1,0 +1,80 @@
+"""One decision cycle: policy → shared guards → planner, over columns; and the same cycle
+over a per-object :class:`~cvem.core.model.Snapshot` for the front-end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..policies.base import Policy
+from .fleet import FleetHistory, FleetObs, HostColumns, obs_from_snapshot
+from .guards import REASONS, GuardParams, apply_guards, guard_initial_state
+from .model import NeedsRoom, Plan, Resize, Snapshot
+from .planner import PHASE_NONE, PlanColumns, host_room_kib, plan_columns
+
+
+@dataclass(frozen=True)
+class CycleColumns:
+    target_kib: np.ndarray   # after the guards
+    reason: np.ndarray       # index into guards.REASONS
+    plan: PlanColumns
+    urgent: np.ndarray
+    history: FleetHistory
+
+
+class Decider:
+    """A policy with its guard settings, ready to run cycles."""
+
+    def __init__(self, policy: Policy, guard_params: Optional[GuardParams] = None):
+        self.policy = policy
+        self.guard_params = guard_params or policy.guard_params()
+        initial = {f"policy.{k}": v for k, v in policy.initial_state().items()}
+        initial.update(guard_initial_state())
+        self._initial = initial
+
+    def cycle(self, obs: FleetObs, hosts: HostColumns, history: FleetHistory) -> CycleColumns:
+        history = history.aligned(obs.vm_ids, self._initial)
+        state = history.select("policy")
+        proposed, new_state = self.policy.propose(obs, state)
+        last_change = history.columns["guard.last_change_s"]
+        target, reason = apply_guards(obs, proposed, last_change, self.guard_params)
+        known = obs.report_ok & np.isfinite(obs.used_kib)
+        below_floor = known & (obs.allocated_kib < obs.used_kib + obs.deficit_kib)
+        urgent = (obs.pressure & known) | below_floor
+        plan = plan_columns(obs.host_index, obs.allocated_kib, target, urgent,
+                            host_room_kib(hosts))
+        changed = plan.granted_kib != obs.allocated_kib
+        new_last = np.where(changed, obs.now_s, last_change)
+        cols = {f"policy.{k}": v for k, v in new_state.items()}
+        cols["guard.last_change_s"] = new_last
+        return CycleColumns(target_kib=target, reason=reason, plan=plan, urgent=urgent,
+                            history=history.with_columns(**cols))
+
+
+def plan_from_columns(obs: FleetObs, hosts: HostColumns, cycle: CycleColumns) -> Plan:
+    """Per-object actions in execution order: phase 0 grows, shrinks, phase 2 grows."""
+    plan = cycle.plan
+    idx = np.flatnonzero(plan.phase != PHASE_NONE)
+    idx = idx[np.lexsort((obs.vm_ids[idx], plan.phase[idx]))]
+    host_ids = hosts.host_ids
+    actions = tuple(
+        Resize(vm_id=int(obs.vm_ids[i]), host_id=int(host_ids[obs.host_index[i]]),
+               from_kib=int(obs.allocated_kib[i]), to_kib=int(plan.granted_kib[i]),
+               reason=REASONS[cycle.reason[i]], phase=int(plan.phase[i]))
+        for i in idx)
+    short = np.flatnonzero(plan.missing_kib > 0)
+    needs = tuple(
+        NeedsRoom(vm_id=int(obs.vm_ids[i]), host_id=int(host_ids[obs.host_index[i]]),
+                  missing_kib=int(plan.missing_kib[i]), urgent=bool(cycle.urgent[i]),
+                  reason=REASONS[cycle.reason[i]])
+        for i in short)
+    return Plan(actions=actions, needs_room=needs)
+
+
+def decide(snapshot: Snapshot, history: FleetHistory, decider: Decider):
+    """The front-end's entry point: (Plan, new history) for one snapshot."""
+    obs, hosts = obs_from_snapshot(snapshot)
+    cycle = decider.cycle(obs, hosts, history)
+    return plan_from_columns(obs, hosts, cycle), cycle.history

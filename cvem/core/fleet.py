@@ -1,0 +1,146 @@
+"""Columnar views of the fleet, so one cycle over 10,000 VMs or a 30-day replay stays cheap.
+
+The decision core works on numpy columns aligned by VM. A :class:`FleetObs` is what the
+policies and guards read in one cycle; a :class:`FleetHistory` is what they carry between
+cycles (cooldown times, per-policy histograms...). Both are frozen: each cycle returns a new
+history instead of mutating the old one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+from .model import Snapshot
+
+
+@dataclass(frozen=True)
+class FleetObs:
+    """One cycle's inputs, one entry per VM. Unknown figures are NaN (floats) or False."""
+
+    now_s: float
+    vm_ids: np.ndarray          # int64
+    host_index: np.ndarray      # int64, index into the host columns
+    nominal_kib: np.ndarray     # int64, never grow above
+    allocated_kib: np.ndarray   # int64, current allocation
+    used_kib: np.ndarray        # float64, guest used (NaN if no valid fresh report)
+    report_ok: np.ndarray       # bool, a valid fresh guest report exists
+    pressure: np.ndarray        # bool, guest swaps in / PSI full / was short last period
+    deficit_kib: np.ndarray     # float64 >= 0, memory the guest lacked (swap growth estimate)
+    future_need_kib: Optional[np.ndarray] = None  # simulation only: the oracle's knowledge
+
+    @property
+    def size(self) -> int:
+        return int(self.vm_ids.shape[0])
+
+    def need_kib(self) -> np.ndarray:
+        """Best estimate of what the guest wants now: used plus what it had to swap out."""
+        return self.used_kib + self.deficit_kib
+
+
+@dataclass(frozen=True)
+class HostColumns:
+    host_ids: np.ndarray          # int64
+    capacity_kib: np.ndarray      # int64, MAX_MEM (what oned lets VMs allocate)
+    allocated_kib: np.ndarray     # int64, MEM_USAGE (sum of VM allocations)
+    physical_room_kib: np.ndarray  # int64, physical free minus reserve (large if unknown)
+
+    @property
+    def size(self) -> int:
+        return int(self.host_ids.shape[0])
+
+
+def _empty_like_state(template: Mapping[str, np.ndarray], n: int) -> Dict[str, np.ndarray]:
+    return {k: np.zeros((n,) + v.shape[1:], dtype=v.dtype) for k, v in template.items()}
+
+
+@dataclass(frozen=True)
+class FleetHistory:
+    """Per-VM memory of past cycles, aligned with ``vm_ids``.
+
+    ``columns`` holds the guards' and the policy's state arrays; every array's first axis is
+    the VM axis. ``initial`` gives the value a VM seen for the first time starts with.
+    """
+
+    vm_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    columns: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def aligned(self, vm_ids: np.ndarray, initial: Mapping[str, np.ndarray]) -> "FleetHistory":
+        """The history re-indexed to ``vm_ids``: known VMs keep their state, new VMs get
+        ``initial`` (arrays of shape (1, ...)), VMs that left are dropped."""
+        if self.vm_ids.shape == vm_ids.shape and np.array_equal(self.vm_ids, vm_ids) \
+                and set(self.columns) >= set(initial):
+            return self
+        n = vm_ids.shape[0]
+        cols = {k: np.repeat(v, n, axis=0) if v.shape[0] == 1 else np.array(v)
+                for k, v in initial.items()}
+        if self.vm_ids.size and n:
+            order = np.argsort(self.vm_ids, kind="stable")
+            sorted_old = self.vm_ids[order]
+            pos = np.searchsorted(sorted_old, vm_ids)
+            pos_clipped = np.minimum(pos, sorted_old.size - 1)
+            known = sorted_old[pos_clipped] == vm_ids
+            src = order[pos_clipped[known]]
+            for k, old in self.columns.items():
+                if k in cols and old.shape[1:] == cols[k].shape[1:]:
+                    cols[k][known] = old[src]
+        return FleetHistory(vm_ids=np.array(vm_ids, dtype=np.int64), columns=cols)
+
+    def with_columns(self, **updates: np.ndarray) -> "FleetHistory":
+        merged = dict(self.columns)
+        merged.update(updates)
+        return replace(self, columns=merged)
+
+    def select(self, prefix: str) -> Dict[str, np.ndarray]:
+        """The columns under ``prefix`` (e.g. a policy's), without the prefix."""
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.columns.items() if k.startswith(p)}
+
+
+def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
+                      pressure_swap_in_kib_s: float = 256.0):
+    """Columns from a per-object snapshot, plus the host columns.
+
+    A guest is under pressure when it swaps in faster than ``pressure_swap_in_kib_s`` or its
+    PSI full avg10 exceeds ``pressure_psi_full_avg10`` percent: both mean it is waiting for
+    memory now, whatever its used figure says.
+    """
+    hosts = snapshot.hosts
+    host_pos = {h.host_id: i for i, h in enumerate(hosts)}
+    big = np.iinfo(np.int64).max // 4
+    host_cols = HostColumns(
+        host_ids=np.array([h.host_id for h in hosts], dtype=np.int64),
+        capacity_kib=np.array([h.max_mem_kib if h.enabled else 0 for h in hosts], dtype=np.int64),
+        allocated_kib=np.array([h.mem_usage_kib for h in hosts], dtype=np.int64),
+        physical_room_kib=np.array(
+            [big if h.physical_free_kib is None else h.physical_free_kib - h.reserve_kib
+             for h in hosts], dtype=np.int64),
+    )
+    vms = [v for v in snapshot.vms if v.host_id in host_pos]
+    n = len(vms)
+    used = np.full(n, np.nan)
+    ok = np.zeros(n, dtype=bool)
+    pressure = np.zeros(n, dtype=bool)
+    deficit = np.zeros(n)
+    for i, v in enumerate(vms):
+        g = v.guest
+        if g is None:
+            continue
+        used[i] = g.used_kib
+        ok[i] = True
+        swapping = g.swap_in_kib_s > pressure_swap_in_kib_s
+        stalled = g.psi_full_avg10 is not None and g.psi_full_avg10 > pressure_psi_full_avg10
+        pressure[i] = swapping or stalled
+        if pressure[i]:
+            # Swapped-out memory it is pulling back is memory it lacks.
+            deficit[i] = float(g.swap_used_kib)
+    obs = FleetObs(
+        now_s=snapshot.now_s,
+        vm_ids=np.array([v.vm_id for v in vms], dtype=np.int64),
+        host_index=np.array([host_pos[v.host_id] for v in vms], dtype=np.int64),
+        nominal_kib=np.array([v.nominal_kib for v in vms], dtype=np.int64),
+        allocated_kib=np.array([v.allocated_kib for v in vms], dtype=np.int64),
+        used_kib=used, report_ok=ok, pressure=pressure, deficit_kib=deficit,
+    )
+    return obs, host_cols
