@@ -1,0 +1,15 @@
+#!/usr/bin/env python3
+# cloudvamp host/system probe: stolen memory and /proc/meminfo figures (see cloudvamp_host/host_system.py).
+# Runs on the host as: cloudvamp_host_memory.py <im_mad> <host_id> <hostname>  (monitord config XML on stdin)
+# Always exits 0: a failing probe would mark the whole probe category (and host) as failed.
+import os
+import sys
+
+try:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", "..", "..", "..", "lib", "python"))
+    from cloudvamp_host.host_system import main
+except BaseException as error:  # broken install: complain, never fail monitoring
+    sys.stderr.write("cloudvamp probe cloudvamp_host_memory.py: cannot load cloudvamp_host: %s\n" % error)
+    sys.exit(0)
+main(sys.argv)
