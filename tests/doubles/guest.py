@@ -32,12 +32,15 @@ def load_publisher():
     return module
 
 
-def run_publisher(env, *args, python=None, timeout_s=30):
-    """Run the publisher as a subprocess with only `env` (plus PATH); -> CompletedProcess."""
+def run_publisher(env, *args, python=None, python_args=(), timeout_s=30):
+    """Run the publisher as a subprocess with only `env` (plus PATH); -> CompletedProcess.
+
+    It is told to ignore this machine's one_env and context CD, so only `env` counts.
+    """
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     full_env.update(env)
     return subprocess.run(
-        [python or sys.executable, PUBLISHER_PATH,
+        [python or sys.executable] + list(python_args) + [PUBLISHER_PATH,
          # tests must never read this machine's one-context files or context CD
          "--one-env", os.devnull, "--context-dir", os.devnull] + list(args),
         env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
