@@ -286,13 +286,14 @@ class _OneGateHandler(BaseHTTPRequestHandler):
         pass
 
     def _reply(self, status, text, record):
+        # Record before answering, so a client that got its answer always finds the record.
+        self.double._record(*(record[:3] + (record[3], status) + record[4:]))
         body = text.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.double._record(*(record[:3] + (record[3], status) + record[4:]))
 
     def _read_body(self):
         length = int(self.headers.get("Content-Length") or 0)
