@@ -1,0 +1,1 @@
+"""The built-in simulated OpenNebula cloud: replay memory demand through the decision core."""

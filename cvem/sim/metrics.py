@@ -1,0 +1,131 @@
+"""Benchmark metrics of one simulated run (definitions: shared/reference/peers.md §8.2).
+
+* ``reclaimed_pct``: 1 − Σ allocation / Σ nominal over all VM-periods.
+* ``shortfall_interval_pct``: VM-periods whose demand exceeded the allocation (> 1 MiB).
+* ``shortfall_gib_min``: the missing memory integrated over time.
+* ``severe_events``: maximal runs of consecutive short periods of one VM in which the
+  shortfall exceeded 10 % of demand or 256 MiB at least once (an OOM/swap-storm proxy).
+* ``host_overload_pct``: host-periods whose VMs' total demand exceeded the host's physical
+  memory minus its reserve.
+* ``resizes_per_vm_hour``: allocation changes per VM-hour (control churn).
+* ``extra_vms_pct``: how many more VMs the same hosts admit when sized by this policy's
+  allocations, at ≤ 0.1 % host-time over capacity, against static placement at nominal size.
+  Each host may take k× its VMs where k = capacity / p99.9 over time of Σ allocation (VMs
+  like the ones it has); the static baseline gets capacity / Σ nominal. Σ k·n over Σ k₀·n.
+* ``reaction_p95_s``: p95 over surges of the time from surge start until allocation ≥ demand
+  (scenario surges from the generator; on traces, each shortfall run is a surge).
+* ``oracle_efficiency_pct``: reclaimed ÷ the oracle's reclaimed (filled in by the suite).
+* ``migrations_per_host_hour``, ``ping_pong``: live migrations and VMs moved again within an
+  hour (from the migration model; 0 when a run has none).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+
+SHORT_TOLERANCE_KIB = 1024.0
+SEVERE_RATIO = 0.10
+SEVERE_KIB = 256 * 1024.0
+OVERLOAD_QUANTILE = 0.999
+
+METRIC_NAMES = ("reclaimed_pct", "oracle_efficiency_pct", "shortfall_interval_pct",
+                "shortfall_gib_min", "severe_events", "host_overload_pct",
+                "resizes_per_vm_hour", "extra_vms_pct", "migrations_per_host_hour",
+                "ping_pong", "reaction_p95_s")
+
+
+@dataclass
+class RunSeries:
+    step_s: float
+    demand_kib: np.ndarray       # [vm, t]
+    nominal_kib: np.ndarray      # [vm, t]
+    alloc_kib: np.ndarray        # [vm, t]
+    host_of_vm: np.ndarray       # [vm]
+    capacity_kib: np.ndarray     # [host]
+    surge_starts: Optional[np.ndarray] = None
+    migrations: int = 0
+    ping_pong: int = 0
+    host_demand_kib: Optional[np.ndarray] = None  # [host, t] when VMs move between hosts
+
+    def cluster(self) -> Dict[str, np.ndarray]:
+        return {"demand_kib": self.demand_kib.sum(axis=0, dtype=np.float64),
+                "alloc_kib": self.alloc_kib.sum(axis=0, dtype=np.float64),
+                "nominal_kib": self.nominal_kib.sum(axis=0, dtype=np.float64)}
+
+
+def _runs(mask: np.ndarray):
+    """Label maximal runs of True along each row: (labels [vm, t] (0 = none), run count)."""
+    n_vm, n_t = mask.shape
+    padded = np.zeros((n_vm, n_t + 1), dtype=bool)
+    padded[:, :n_t] = mask
+    flat = padded.ravel()
+    starts = flat & ~np.r_[False, flat[:-1]]
+    labels = np.cumsum(starts) * flat
+    return labels.reshape(n_vm, n_t + 1)[:, :n_t], int(starts.sum())
+
+
+def compute_metrics(s: RunSeries) -> Dict[str, float]:
+    demand = s.demand_kib.astype(np.float64)
+    alloc = s.alloc_kib.astype(np.float64)
+    nominal = s.nominal_kib.astype(np.float64)
+    n_vm, n_t = demand.shape
+    hours = n_t * s.step_s / 3600.0
+    gap = demand - alloc
+    short = gap > SHORT_TOLERANCE_KIB
+    severe_cell = short & ((gap > SEVERE_RATIO * demand) | (gap > SEVERE_KIB))
+    labels, n_runs = _runs(short)
+    severe_runs = np.unique(labels[severe_cell]).size
+
+    n_host = s.capacity_kib.shape[0]
+    if s.host_demand_kib is not None:
+        host_demand = s.host_demand_kib
+    else:
+        host_demand = np.zeros((n_host, n_t))
+        np.add.at(host_demand, s.host_of_vm, demand)
+    overload = host_demand > s.capacity_kib[:, None] + SHORT_TOLERANCE_KIB
+
+    host_alloc = np.zeros((n_host, n_t))
+    np.add.at(host_alloc, s.host_of_vm, alloc)
+    host_nominal = np.zeros(n_host)
+    np.add.at(host_nominal, s.host_of_vm, nominal.max(axis=1))
+    vms_on = np.bincount(s.host_of_vm, minlength=n_host).astype(np.float64)
+    busy = vms_on > 0
+    q_alloc = np.quantile(host_alloc[busy], OVERLOAD_QUANTILE, axis=1)
+    k = np.minimum(s.capacity_kib[busy] / np.maximum(q_alloc, 1.0), 20.0)
+    k_static = s.capacity_kib[busy] / np.maximum(host_nominal[busy], 1.0)
+    extra_pct = 100.0 * (np.sum(k * vms_on[busy]) / np.sum(k_static * vms_on[busy]) - 1.0)
+
+    changes = int(np.count_nonzero(np.diff(alloc, axis=1)))
+    return {
+        "reclaimed_pct": 100.0 * (1.0 - alloc.sum() / nominal.sum()),
+        "oracle_efficiency_pct": float("nan"),
+        "shortfall_interval_pct": 100.0 * short.sum() / short.size,
+        "shortfall_gib_min": float(np.clip(gap, 0, None)[short].sum() / 2**20 * s.step_s / 60.0),
+        "severe_events": int(severe_runs),
+        "host_overload_pct": 100.0 * overload.sum() / max(overload.size, 1),
+        "resizes_per_vm_hour": changes / max(n_vm * hours, 1e-9),
+        "extra_vms_pct": float(extra_pct),
+        "migrations_per_host_hour": s.migrations / max(n_host * hours, 1e-9),
+        "ping_pong": int(s.ping_pong),
+        "reaction_p95_s": _reaction_p95_s(short, labels, n_runs, s),
+        # extra figures, useful in plots and the bench table
+        "shortfall_events": n_runs,
+        "peak_alloc_pct": float(100.0 * (alloc.sum(axis=0) / nominal.sum(axis=0)).max()),
+        "slack_pct": float(100.0 * (1.0 - demand.sum() / max(alloc.sum(), 1.0))),
+    }
+
+
+def _reaction_p95_s(short, labels, n_runs, s: RunSeries) -> float:
+    if s.surge_starts is not None and len(s.surge_starts):
+        waits = []
+        for vm, start in s.surge_starts:
+            row = short[vm, start:]
+            ok = np.flatnonzero(~row)
+            waits.append((ok[0] if ok.size else row.size) * s.step_s)
+        return float(np.percentile(waits, 95))
+    if n_runs == 0:
+        return 0.0
+    lengths = np.bincount(labels.ravel(), minlength=n_runs + 1)[1:]
+    return float(np.percentile(lengths * s.step_s, 95))

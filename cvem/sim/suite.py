@@ -1,0 +1,49 @@
+"""Run several policies on one workload and cloud, and fill in cross-policy figures."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, Iterable, List, Mapping, Optional
+
+from ..errors import ConfigError
+from ..policies.base import load_policy
+from .engine import CloudConfig, RunResult, place, simulate
+from .workloads import Workload
+
+DEFAULT_POLICIES = ("none", "cloudvamp2015", "vpa", "max-window", "oracle", "default")
+
+
+def parse_policy_list(text: str) -> List[str]:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise ConfigError("--policies needs at least one policy name")
+    return names
+
+
+def run_suite(workload: Workload, policies: Iterable[str], cloud: CloudConfig = CloudConfig(),
+              policy_params: Optional[Mapping[str, Mapping[str, str]]] = None,
+              progress: Optional[Callable[[str, int], None]] = None) -> Dict[str, RunResult]:
+    placement = place(workload, cloud)
+    results: Dict[str, RunResult] = {}
+    names = list(policies)
+    instances = [load_policy(n, (policy_params or {}).get(n)) for n in names]  # fail early
+    for name, policy in zip(names, instances):
+        tick = (lambda t, _n=name: progress(_n, t)) if progress else None
+        results[name] = simulate(workload, policy, cloud, placement=placement, progress=tick)
+    oracle = results.get("oracle")
+    if oracle is None and results:
+        oracle = simulate(workload, load_policy("oracle"), cloud, placement=placement)
+    for r in results.values():
+        o = oracle.metrics["reclaimed_pct"]
+        r.metrics["oracle_efficiency_pct"] = (100.0 * r.metrics["reclaimed_pct"] / o
+                                              if o > 0 else math.nan)
+    return results
+
+
+def workload_summary(workload: Workload, cloud: CloudConfig) -> Dict[str, object]:
+    placement = place(workload, cloud)
+    return {"name": workload.name, "vms": workload.vms, "hosts": placement.hosts,
+            "steps": workload.steps, "step_s": workload.step_s,
+            "days": round(workload.steps * workload.step_s / 86400.0, 3),
+            "host_physical_gib": round(placement.physical_kib / 2**20, 2),
+            "host_reserve_gib": round(placement.reserve_kib / 2**20, 2),
+            **{k: v for k, v in workload.info.items() if isinstance(v, (int, float, str))}}
