@@ -16,6 +16,8 @@ class NoReclaim(Policy):
     """
 
     name = "none"
+    # Follow the nominal size exactly, even when it changes by less than a resize step.
+    guard_defaults = {"min_step_kib": 0, "min_step_ratio": 0.0}
 
     @dataclass(frozen=True)
     class Params:
