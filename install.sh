@@ -133,8 +133,14 @@ remove_block() {
   local file=$1
   [ -f "$file" ] && grep -qF "$BEGIN_MARK" "$file" || return 0
   if [ $DRY_RUN = 1 ]; then echo "would remove the cloudvamp block from $file"; return 0; fi
-  awk -v b="$BEGIN_MARK" -v e="$END_MARK" '$0==b{skip=1;next} skip&&$0==e{skip=0;next} !skip' \
-    "$file" > "$file.cloudvamp-new"
+  # drop the block and the blank line put_block wrote before it
+  awk -v b="$BEGIN_MARK" -v e="$END_MARK" '
+    $0==b { skip=1; held=0; next }
+    skip { if ($0==e) skip=0; next }
+    held { print ""; held=0 }
+    $0=="" { held=1; next }
+    { print }
+    END { if (held) print "" }' "$file" > "$file.cloudvamp-new"
   cat "$file.cloudvamp-new" > "$file"   # keep owner and mode of the original
   rm -f "$file.cloudvamp-new"
 }

@@ -86,6 +86,7 @@ def build_fake_one(root, kvm_actions=None):
     etc.mkdir()
     (etc / "oned.conf").write_text('VM_MAD = [\n    NAME = "kvm",\n    LIVE_RESIZE = "yes"\n]\n')
     (etc / "monitord.conf").write_text('IM_MAD = [\n    NAME = "kvm"\n]\n')
+    (root / "systemd").mkdir()
     return FakeOne(root=root, remotes=remotes, etc=etc, systemd=root / "systemd")
 
 
