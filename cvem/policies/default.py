@@ -1,19 +1,26 @@
-"""``default``: cloudvamp's own policy — grow fast, shrink slowly, learn each VM's surges.
+"""``default``: cloudvamp's own policy — grow fast, shrink slowly, learn each VM's habits.
 
-Design (see docs/policy.md for the measurements behind it):
+Design (measurements and plots in docs/policy.md):
 
 * **Level**: a decaying peak of the guest's need. It follows any rise at once and decays
   toward the current need with half-life ``peak_half_life_s``, so memory is given back
-  gradually after a burst instead of at the first quiet sample.
+  gradually after a burst instead of at the first quiet sample (Autopilot/VPA: rise quickly,
+  decay slowly).
 * **Surge margin, learned per VM**: the largest rise of need between two cycles, kept as a
   decaying maximum with half-life ``surge_half_life_s``. A guest that jumps by 2 GiB now and
-  then keeps 2 GiB of headroom; a flat one keeps almost none. A shortfall (the guest swapped)
-  teaches it directly: the deficit becomes a surge of that size.
-* **Proportional margin**: ``margin_ratio`` of the need on top, for the small noise the surge
-  estimate has not seen yet.
+  then keeps 2 GiB of headroom; a flat one keeps almost none. A shortfall (the guest had to
+  swap) teaches it directly: ``deficit_weight`` × the deficit becomes a surge of that size.
+* **Habit (time of day)**: enterprise guests repeat their day and their week (backups, batch
+  windows, business hours). The policy keeps the peak need of every ``habit_slot_s`` slot of
+  the last ``habit_days`` days and, at each cycle, holds at least the highest of them for the
+  coming ``habit_lookahead_s`` at the same time of day, so memory is in place before a known
+  daily job starts instead of one period after.
+* **Proportional margin**: ``margin_ratio`` of the need on top, for small noise.
 
-Target = max(level, need × (1 + margin_ratio) + surge_weight × surge). The shared guards then
-apply the floor, ceiling, pressure growth, gradual shrink, cooldown and minimum step.
+Target = max(level, habit, need × (1 + margin_ratio) + surge_weight × surge). The shared
+guards then apply the floor, ceiling, pressure growth, gradual shrink, cooldown and step.
+Nothing here is per-VM configuration: every VM starts from the same parameters and learns
+its own margins from what it does.
 """
 from __future__ import annotations
 
@@ -25,11 +32,11 @@ from .base import Policy
 
 
 class Default(Policy):
-    """Description: decaying peak plus a per-VM learned surge margin.
+    """Description: decaying peak, per-VM learned surge margin and time-of-day habits.
 
     Inputs: guest need (used + swapped deficit), pressure. Parameters: see ``Params``.
     Limitations: a VM's first surge larger than anything it did before is short for one
-    cycle (as for every causal policy); history lives in cvem's state database.
+    cycle (as for every causal policy); a new VM has no habits for its first day.
     """
 
     name = "default"
@@ -47,10 +54,52 @@ class Default(Policy):
             "min": 0.0, "max": 2.0, "help": "headroom as a fraction of need"})
         deficit_weight: float = field(default=1.5, metadata={
             "min": 0.0, "max": 10.0, "help": "surge learned from a shortfall, × deficit"})
+        habit_days: int = field(default=7, metadata={
+            "min": 0, "max": 28, "help": "days of time-of-day peaks remembered (0: off)"})
+        habit_slot_s: float = field(default=1800.0, metadata={
+            "min": 60.0, "max": 86400.0, "help": "time-of-day resolution of habits"})
+        habit_lookahead_s: float = field(default=1800.0, metadata={
+            "min": 0.0, "max": 43200.0, "help": "how far ahead habits are provisioned"})
+
+        def validate(self):
+            from ..errors import ConfigError
+            if 86400.0 % self.habit_slot_s:
+                raise ConfigError("habit_slot_s must divide a day (86400 s)")
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        p = self.params
+        self.slots_per_day = int(86400 // p.habit_slot_s)
+        self.ring_slots = max(1, p.habit_days * self.slots_per_day)
 
     def initial_state(self):
         return {"level_kib": np.full(1, np.nan), "surge_kib": np.zeros(1),
-                "last_need_kib": np.full(1, np.nan), "last_s": np.full(1, np.nan)}
+                "last_need_kib": np.full(1, np.nan), "last_s": np.full(1, np.nan),
+                "habit": np.full((1, self.ring_slots), np.nan, dtype=np.float32),
+                "habit_slot": np.full(1, -1, dtype=np.int64)}
+
+    def _habit(self, obs, need, seen, ring, last_slot):
+        """Record this cycle's need in its slot; return the habit peak ahead (NaN if none)."""
+        p = self.params
+        slot = int(obs.now_s // p.habit_slot_s)
+        ring = ring.copy()
+        gap = slot - last_slot
+        for g in np.unique(gap[gap > 0]):
+            rows = np.flatnonzero(gap == g)
+            if g >= self.ring_slots or np.any(last_slot[rows] < 0):
+                ring[rows] = np.nan
+            else:
+                ring[np.ix_(rows, np.arange(slot - g + 1, slot + 1) % self.ring_slots)] = np.nan
+        col = slot % self.ring_slots
+        ring[seen, col] = np.fmax(ring[seen, col], need[seen])
+        ahead = int(np.ceil(p.habit_lookahead_s / p.habit_slot_s))
+        cols = [(slot - d * self.slots_per_day + j) % self.ring_slots
+                for d in range(1, p.habit_days + 1) for j in range(0, ahead + 1)]
+        with np.errstate(all="ignore"):
+            window = ring[:, cols]
+            peak = np.where(np.isnan(window), -np.inf, window).max(axis=1)
+        peak = np.where(np.isfinite(peak), peak, np.nan)
+        return peak, ring, np.full_like(last_slot, slot)
 
     def propose(self, obs, state):
         p = self.params
@@ -61,11 +110,8 @@ class Default(Policy):
         dt = np.maximum(dt, 0.0)
 
         level = state["level_kib"]
-        if p.peak_half_life_s > 0:
-            decay = np.exp2(-dt / p.peak_half_life_s)
-            decayed = need + (level - need) * decay
-        else:
-            decayed = need
+        decayed = need + (level - need) * np.exp2(-dt / p.peak_half_life_s) \
+            if p.peak_half_life_s > 0 else need
         level = np.where(seen, np.fmax(need, np.where(np.isfinite(level), decayed, need)), level)
 
         rise = np.where(np.isfinite(state["last_need_kib"]) & seen,
@@ -75,8 +121,13 @@ class Default(Policy):
         surge = np.where(obs.pressure, np.fmax(surge, p.deficit_weight * obs.deficit_kib), surge)
 
         target = np.fmax(level, need * (1.0 + p.margin_ratio) + p.surge_weight * surge)
-        target = np.where(seen, target, obs.nominal_kib.astype(np.float64))
         new_state = {"level_kib": level, "surge_kib": surge,
                      "last_need_kib": np.where(seen, need, state["last_need_kib"]),
-                     "last_s": np.where(seen, now, state["last_s"])}
+                     "last_s": np.where(seen, now, state["last_s"]),
+                     "habit": state["habit"], "habit_slot": state["habit_slot"]}
+        if p.habit_days > 0:
+            habit, ring, slot = self._habit(obs, need, seen, state["habit"], state["habit_slot"])
+            target = np.fmax(target, habit)
+            new_state["habit"], new_state["habit_slot"] = ring, slot
+        target = np.where(seen, target, obs.nominal_kib.astype(np.float64))
         return target, new_state
