@@ -81,7 +81,9 @@ def apply_guards(obs: FleetObs, proposed_kib: np.ndarray, last_change_s: np.ndar
 
     pressured = obs.pressure & known
     if pressured.any():
-        at_least = alloc + np.maximum(obs.deficit_kib, params.pressure_grow_ratio * nominal)
+        # At least one MiB, so a pressured guest grows even with pressure_grow_ratio = 0.
+        at_least = alloc + np.maximum(np.maximum(obs.deficit_kib,
+                                                 params.pressure_grow_ratio * nominal), MIB)
         bump = pressured & (target < at_least)
         target = np.where(bump, at_least, target)
         reason[pressured] = R_PRESSURE
@@ -103,15 +105,19 @@ def apply_guards(obs: FleetObs, proposed_kib: np.ndarray, last_change_s: np.ndar
     small = (np.abs(target - alloc) < step) & ~below_floor & ~pressured
     # Reaching the ceiling or going back to nominal is never "too small" to do.
     small &= ~((target == nominal) & (alloc < nominal) & (~known))
-    target = np.where(small, alloc, target)
     reason[small & (target != alloc)] = R_MIN_STEP
+    target = np.where(small, alloc, target)
 
     cooling = (target < alloc) & ((obs.now_s - last_change_s) < params.cooldown_s)
     target = np.where(cooling, alloc, target)
     reason[cooling] = R_COOLDOWN
 
     # Whole MiB, rounded up so rounding never cuts into the floor; never above nominal.
-    target_kib = np.minimum(np.ceil(target / MIB) * MIB, nominal).astype(np.int64)
+    # A hold or a shrink stays one: rounding an unaligned allocation up must not turn it into
+    # a sub-MiB grow (resize churn that the minimum step was meant to prevent).
+    rounded = np.minimum(np.ceil(target / MIB) * MIB, nominal)
+    rounded = np.where(target <= alloc, np.minimum(rounded, alloc), rounded)
+    target_kib = rounded.astype(np.int64)
     unchanged = target_kib == obs.allocated_kib
     reason[unchanged & (reason == R_POLICY)] = R_HOLD
     return target_kib, reason
