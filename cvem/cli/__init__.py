@@ -38,3 +38,4 @@ def cli(ctx, endpoint, auth_file, config_file, verbose):
 
 
 from . import simulate  # noqa: E402,F401  (registers its commands)
+from . import bench  # noqa: E402,F401

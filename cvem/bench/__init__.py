@@ -1,0 +1,1 @@
+"""Benchmarks: policy comparison on traces and scenarios, and control-plane scale."""

@@ -1,0 +1,82 @@
+"""``cvem bench``: every policy on the same workloads in one run, with ratios and plots.
+
+Workloads: the Bitbrains folder (300 s steps, 512 MiB floor) when given, and every built-in
+scenario. For each workload the table gives each policy's metrics, its reclaim as a share of
+the oracle's, and its reclaim and shortfall against the best baseline (the best of ``vpa``
+and ``max-window`` on reclaim among those at or below the policy's shortfall).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..sim.engine import CloudConfig, RunResult
+from ..sim.suite import DEFAULT_POLICIES, run_suite, workload_summary
+from ..sim.workloads import SCENARIOS, Workload, generate, read_bitbrains
+
+BASELINES = ("vpa", "max-window", "cloudvamp2015")
+
+
+def bench_workloads(traces: Optional[str], scenario_vms: int, scenario_days: float,
+                    scenario_step_s: float, seed: int) -> List[Workload]:
+    loads = []
+    if traces:
+        loads.append(read_bitbrains(traces, step_s=300.0))
+    for name in SCENARIOS:
+        loads.append(generate(name, vms=scenario_vms, days=scenario_days,
+                              step_s=scenario_step_s, seed=seed))
+    return loads
+
+
+def compare(results: Dict[str, RunResult]) -> Dict[str, Dict[str, float]]:
+    """Per policy: ratios against the oracle and the best baseline."""
+    out = {}
+    base = {b: results[b].metrics for b in BASELINES if b in results}
+    for name, r in results.items():
+        m = r.metrics
+        row = {"oracle_efficiency_pct": m["oracle_efficiency_pct"]}
+        for b, bm in base.items():
+            row[f"reclaim_minus_{b}"] = m["reclaimed_pct"] - bm["reclaimed_pct"]
+            row[f"short_ratio_{b}"] = (m["shortfall_interval_pct"] / bm["shortfall_interval_pct"]
+                                       if bm["shortfall_interval_pct"] > 0 else math.nan)
+            row[f"dominates_{b}"] = bool(m["reclaimed_pct"] >= bm["reclaimed_pct"]
+                                         and m["shortfall_interval_pct"]
+                                         <= bm["shortfall_interval_pct"])
+            row[f"severe_ratio_{b}"] = (bm["severe_events"] / m["severe_events"]
+                                        if m["severe_events"] else math.inf)
+        out[name] = row
+    return out
+
+
+def run_bench(workloads: List[Workload], policies=DEFAULT_POLICIES, cloud=CloudConfig(),
+              plot_dir: Optional[str] = None, progress=None):
+    report = {}
+    for w in workloads:
+        if progress:
+            progress(w)
+        results = run_suite(w, policies, cloud)
+        entry = {"workload": workload_summary(w, cloud),
+                 "results": {n: dict(r.metrics) for n, r in results.items()},
+                 "compare": compare(results)}
+        if plot_dir:
+            entry["plots"] = _plots(w, results, plot_dir)
+        report[w.name] = entry
+    return report
+
+
+def _plots(w: Workload, results: Dict[str, RunResult], plot_dir: str) -> List[str]:
+    from ..sim.plots import plot_overview, plot_vm_example
+    os.makedirs(plot_dir, exist_ok=True)
+    stem = w.name.replace(":", "-")
+    overview = os.path.join(plot_dir, f"{stem}-overview.png")
+    plot_overview(results, overview, title=w.name)
+    # The VM that moves most (largest demand range) shows the policies' behaviour best.
+    spread = np.ptp(w.demand_kib, axis=1)
+    vm = int(np.argmax(spread))
+    example = os.path.join(plot_dir, f"{stem}-vm{vm}.png")
+    vm_name = list(w.vm_names)[vm] if len(w.vm_names) else str(vm)
+    plot_vm_example(results, vm, example, title=f"{w.name}, VM {vm_name}")
+    return [overview, example]
