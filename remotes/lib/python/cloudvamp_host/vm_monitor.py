@@ -9,8 +9,9 @@ with what the stock poll.rb reports for the same ID. Domains that are not OpenNe
 ("wild") are skipped: entries with the same ID are merged, so they would all collapse
 into one ID="-1" record.
 
-A domain whose balloon has no statistics period gets one (live only) so that the guest
-figures (usable, available, unused...) start to flow; without it qemu never asks the guest.
+A domain whose balloon has no statistics period gets one (live only). Without it the guest
+figures (usable, available, unused...) are the ones the guest pushed once when its balloon
+driver started, and CLOUDVAMP_STATS_TIME stays at boot time (seen on qemu 7.2).
 """
 
 import re

@@ -1,0 +1,40 @@
+#!/bin/bash
+# (adapted from shared/lab-recipes/build-guest.sh; the lab fixture caches its output)
+# Build the tiny test guest: Debian kernel + busybox initramfs that loads virtio_balloon and
+# prints MemTotal/MemFree/MemAvailable to the serial console every 2 s.
+# Needs: busybox-static, network access to Debian's apt repo (apt-get download).
+# Output: $OUT/vmlinuz, $OUT/initrd.gz
+set -euo pipefail
+OUT=${1:?usage: build-guest.sh OUTDIR}
+mkdir -p "$OUT"; cd "$OUT"
+KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+KVER=${KPKG#linux-image-}
+[ -f "$KPKG.deb" ] || { apt-get download "$KPKG" 2>/dev/null; mv ${KPKG}_*.deb "$KPKG.deb"; }
+rm -rf kx root; mkdir -p kx root/{bin,proc,sys,dev,tmp,lib/modules}
+M=lib/modules/$KVER/kernel
+dpkg-deb --fsys-tarfile "$KPKG.deb" | tar -x -C kx --wildcards "./boot/vmlinuz-$KVER" \
+  "./$M/drivers/virtio/virtio*.ko" "./$M/drivers/char/virtio_console.ko"
+cp kx/boot/vmlinuz-$KVER vmlinuz
+cp kx/$M/drivers/virtio/{virtio_ring,virtio,virtio_pci_modern_dev,virtio_pci_legacy_dev,virtio_pci,virtio_balloon}.ko \
+   kx/$M/drivers/char/virtio_console.ko root/lib/modules/
+cp /bin/busybox root/bin/busybox
+cat > root/init <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_balloon virtio_console; do
+  insmod /lib/modules/$m.ko || echo "INSMOD FAIL $m"
+done
+echo "BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) balloon=$(ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep virtio | tr '\n' ,)"
+mount -t tmpfs -o size=100m tmpfs /tmp && dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>/dev/null
+i=0
+while true; do
+  set -- $(grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo | awk '{print $2}')
+  echo "MEMINFO t=$(cut -d' ' -f1 /proc/uptime) i=$i MemTotal=$1 MemFree=$2 MemAvailable=$3"
+  i=$((i+1)); sleep 2
+done
+INIT
+chmod +x root/init
+(cd root && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../initrd.gz)
+rm -rf kx
+ls -la vmlinuz initrd.gz
