@@ -11,7 +11,7 @@ import numpy as np
 from ..policies.base import Policy
 from .fleet import FleetHistory, FleetObs, HostColumns, obs_from_snapshot
 from .guards import REASONS, GuardParams, apply_guards, guard_initial_state
-from .model import NeedsRoom, Plan, Resize, Snapshot
+from .model import Migrate, NeedsRoom, Plan, Resize, Snapshot
 from .planner import PHASE_NONE, PlanColumns, host_room_kib, plan_columns
 
 
@@ -53,8 +53,10 @@ class Decider:
                             history=history.with_columns(**cols))
 
 
-def plan_from_columns(obs: FleetObs, hosts: HostColumns, cycle: CycleColumns) -> Plan:
-    """Per-object actions in execution order: phase 0 grows, shrinks, phase 2 grows."""
+def plan_from_columns(obs: FleetObs, hosts: HostColumns, cycle: CycleColumns,
+                      migrations=None) -> Plan:
+    """Per-object actions in execution order: phase 0 grows, shrinks, phase 2 grows, then
+    the live migrations overload protection chose (phase 3, :mod:`cvem.core.migration`)."""
     plan = cycle.plan
     idx = np.flatnonzero(plan.phase != PHASE_NONE)
     idx = idx[np.lexsort((obs.vm_ids[idx], plan.phase[idx]))]
@@ -64,6 +66,12 @@ def plan_from_columns(obs: FleetObs, hosts: HostColumns, cycle: CycleColumns) ->
                from_kib=int(obs.allocated_kib[i]), to_kib=int(plan.granted_kib[i]),
                reason=REASONS[cycle.reason[i]], phase=int(plan.phase[i]))
         for i in idx)
+    if migrations is not None and migrations.size:
+        from .migration import MIGRATION_REASONS
+        actions = actions + tuple(
+            Migrate(vm_id=int(obs.vm_ids[v]), from_host_id=int(host_ids[obs.host_index[v]]),
+                    to_host_id=int(host_ids[t]), reason=MIGRATION_REASONS[r])
+            for v, t, r in zip(migrations.vm_index, migrations.to_host_index, migrations.reason))
     short = np.flatnonzero(plan.missing_kib > 0)
     needs = tuple(
         NeedsRoom(vm_id=int(obs.vm_ids[i]), host_id=int(host_ids[obs.host_index[i]]),
@@ -73,8 +81,41 @@ def plan_from_columns(obs: FleetObs, hosts: HostColumns, cycle: CycleColumns) ->
     return Plan(actions=actions, needs_room=needs)
 
 
-def decide(snapshot: Snapshot, history: FleetHistory, decider: Decider):
-    """The front-end's entry point: (Plan, new history) for one snapshot."""
-    obs, hosts = obs_from_snapshot(snapshot)
+def decide(snapshot: Snapshot, history: FleetHistory, decider: Decider, **obs_options):
+    """The front-end's entry point: (Plan, new history) for one snapshot.
+
+    ``obs_options`` go to :func:`~cvem.core.fleet.obs_from_snapshot` (pressure thresholds,
+    ``max_report_age_s``).
+    """
+    obs, hosts = obs_from_snapshot(snapshot, **obs_options)
     cycle = decider.cycle(obs, hosts, history)
     return plan_from_columns(obs, hosts, cycle), cycle.history
+
+
+def decide_with_migrations(snapshot: Snapshot, history: FleetHistory, decider: Decider,
+                           migration_state, migration_config, **obs_options):
+    """:func:`decide` plus overload protection: (Plan, new history, new migration state).
+
+    Migrations seen finished are settled first; a VM still migrating is not resized (oned
+    refuses a resize in MIGRATE) and its grows wait for its target. The Plan's Migrate
+    actions come after its resizes; the applier re-checks each against fresh state and calls
+    :func:`cvem.core.migration.drop_rejected` when oned refuses one.
+    """
+    from .migration import plan_migrations, settle
+    obs, hosts = obs_from_snapshot(snapshot, **obs_options)
+    vm_host_ids = hosts.host_ids[obs.host_index] if obs.size else np.zeros(0, np.int64)
+    migration_state, _done, _dropped = settle(migration_state, obs.vm_ids, vm_host_ids,
+                                              snapshot.now_s, migration_config.params.timeout_s)
+    cycle = decider.cycle(obs, hosts, history)
+    flying = migration_state.in_flight_vm_ids()
+    if flying.size:
+        frozen = np.isin(obs.vm_ids, flying)
+        plan = cycle.plan
+        plan = PlanColumns(granted_kib=np.where(frozen, obs.allocated_kib, plan.granted_kib),
+                           phase=np.where(frozen, PHASE_NONE, plan.phase).astype(np.int8),
+                           missing_kib=np.where(frozen, 0, plan.missing_kib))
+        cycle = CycleColumns(target_kib=cycle.target_kib, reason=cycle.reason, plan=plan,
+                             urgent=cycle.urgent, history=cycle.history)
+    moves, migration_state, _load = plan_migrations(obs, hosts, cycle.plan, cycle.urgent,
+                                                    migration_state, migration_config)
+    return plan_from_columns(obs, hosts, cycle, moves), cycle.history, migration_state

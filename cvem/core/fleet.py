@@ -45,6 +45,11 @@ class HostColumns:
     capacity_kib: np.ndarray      # int64, MAX_MEM (what oned lets VMs allocate)
     allocated_kib: np.ndarray     # int64, MEM_USAGE (sum of VM allocations)
     physical_room_kib: np.ndarray  # int64, physical free minus reserve (large if unknown)
+    # Overload protection needs the host's usable physical memory (physical minus reserve;
+    # MAX_MEM may be larger once memory is lent to the scheduler) and its cluster, because
+    # oned only migrates within a cluster. None: unknown (capacity / cluster 0 are assumed).
+    usable_kib: Optional[np.ndarray] = None   # int64
+    cluster_id: Optional[np.ndarray] = None   # int64
 
     @property
     def size(self) -> int:
@@ -98,13 +103,22 @@ class FleetHistory:
         return {k[len(p):]: v for k, v in self.columns.items() if k.startswith(p)}
 
 
+# The guest publisher sends a heartbeat at least every 60 s; three missed ones make a report stale.
+DEFAULT_MAX_REPORT_AGE_S = 180.0
+
+
 def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
-                      pressure_swap_in_kib_s: float = 256.0):
+                      pressure_swap_in_kib_s: float = 256.0,
+                      max_report_age_s: float = DEFAULT_MAX_REPORT_AGE_S):
     """Columns from a per-object snapshot, plus the host columns.
 
     A guest is under pressure when it swaps in faster than ``pressure_swap_in_kib_s`` or its
     PSI full avg10 exceeds ``pressure_psi_full_avg10`` percent: both mean it is waiting for
     memory now, whatever its used figure says.
+
+    A report is not used (``report_ok`` False, so the guards never shrink the VM) when the
+    adapter rejected it (``report_problem``), when it is older than ``max_report_age_s`` on
+    cvem's clock, or when its used figure is not a finite non-negative number.
     """
     hosts = snapshot.hosts
     host_pos = {h.host_id: i for i, h in enumerate(hosts)}
@@ -116,6 +130,9 @@ def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
         physical_room_kib=np.array(
             [big if h.physical_free_kib is None else h.physical_free_kib - h.reserve_kib
              for h in hosts], dtype=np.int64),
+        usable_kib=np.array([max(h.physical_kib - h.reserve_kib, 0) if h.enabled else 0
+                             for h in hosts], dtype=np.int64),
+        cluster_id=np.array([h.cluster_id for h in hosts], dtype=np.int64),
     )
     vms = [v for v in snapshot.vms if v.host_id in host_pos]
     n = len(vms)
@@ -125,8 +142,12 @@ def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
     deficit = np.zeros(n)
     for i, v in enumerate(vms):
         g = v.guest
-        if g is None:
+        if g is None or v.report_problem is not None:
             continue
+        if not (snapshot.now_s - g.sampled_at_s <= max_report_age_s):
+            continue  # stale: the guest stopped publishing (or the time is unknown)
+        if not (np.isfinite(g.used_kib) and g.used_kib >= 0):
+            continue  # malformed
         used[i] = g.used_kib
         ok[i] = True
         swapping = g.swap_in_kib_s > pressure_swap_in_kib_s

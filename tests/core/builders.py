@@ -131,5 +131,5 @@ def property_settings(max_examples: int = 60):
 
     from hypothesis import HealthCheck, settings
     return settings(max_examples=int(os.environ.get("CVEM_HYPOTHESIS_EXAMPLES", max_examples)),
-                    deadline=None, derandomize=True,
+                    deadline=None, derandomize=os.environ.get("CVEM_HYPOTHESIS_RANDOM") is None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
