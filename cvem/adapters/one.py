@@ -1,0 +1,224 @@
+"""The OpenNebula adapter: the only module that imports pyone.
+
+Reads go through pyone's XML-RPC proxy *without* its typed bindings (the raw XML is parsed
+by :mod:`cvem.adapters.one_xml`: the bindings drop the probe's CLOUDVAMP_* MONITORING keys
+and are ~2-40x slower); actions use pyone's typed calls, whose exceptions are mapped onto
+cvem's (:class:`~cvem.ports.AuthFailed`, :class:`~cvem.ports.OneCallFailed`,
+:class:`~cvem.ports.Unreachable`) with oned's own message. The session is never logged.
+
+Endpoint and credentials are found as OpenNebula's CLI tools find them: explicit value,
+else ``$ONE_XMLRPC`` / ``$ONE_AUTH`` (a file), else ``http://localhost:2633/RPC2`` /
+``~/.one/one_auth``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import xmlrpc.client
+from typing import Mapping, Optional
+
+from ..errors import AdapterError, ConfigError
+from ..ports import (AuthFailed, CloudRead, OneCallFailed, RawHost, RawVm, Unreachable,
+                     classify_failure)
+from . import one_xml
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "http://localhost:2633/RPC2"
+
+
+def resolve_endpoint(explicit: Optional[str] = None, environ: Optional[Mapping] = None) -> str:
+    environ = os.environ if environ is None else environ
+    endpoint = explicit or environ.get("ONE_XMLRPC") or DEFAULT_ENDPOINT
+    if not endpoint.startswith(("http://", "https://")):
+        # pyone >= 7.2 would silently pick its gRPC client for anything else.
+        raise ConfigError(f"[one] endpoint: {endpoint!r} must be an http(s)://…/RPC2 URL")
+    return endpoint
+
+
+def auth_file_path(explicit: Optional[str] = None, environ: Optional[Mapping] = None) -> str:
+    environ = os.environ if environ is None else environ
+    return explicit or environ.get("ONE_AUTH") or os.path.join(
+        os.path.expanduser("~"), ".one", "one_auth")
+
+
+def read_session(path: str) -> str:
+    """The ``user:password`` line of an OpenNebula auth file (the file name is reported on
+    error, never its content)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            for line in stream:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    if ":" not in line:
+                        raise ConfigError(f"[one] auth_file: {path} must hold 'user:password'")
+                    return line
+    except OSError as error:
+        raise ConfigError(f"[one] auth_file: cannot read {path}: {error.strerror}") from None
+    raise ConfigError(f"[one] auth_file: {path} is empty")
+
+
+def _map_pyone_error(error: Exception, method: str) -> Exception:
+    import pyone
+    message = str(error)
+    if isinstance(error, pyone.OneAuthenticationException):
+        return AuthFailed(message)
+    codes = ((pyone.OneAuthorizationException, 0x0200), (pyone.OneNoExistsException, 0x0400),
+             (pyone.OneActionException, 0x0800), (pyone.OneApiException, 0x1000),
+             (pyone.OneInternalException, 0x2000))
+    for cls, code in codes:
+        if isinstance(error, cls):
+            return OneCallFailed(message, code, classify_failure(message, code))
+    return AdapterError(f"{method}: {message}")
+
+
+class OneCloud:
+    """:class:`cvem.ports.Cloud` over oned's XML-RPC API (pyone 6.10+ / 7.x)."""
+
+    def __init__(self, endpoint: str, session: str, timeout_s: float = 30.0,
+                 page_size: int = 2000, https_verify: bool = True):
+        import pyone
+        from pyone.server_xrpc import RequestsTransport
+
+        self.endpoint = endpoint
+        self.page_size = int(page_size)
+        server = pyone.OneServer(endpoint, session=session, https_verify=https_verify)
+
+        class _Transport(RequestsTransport):
+            """pyone's transport with a per-request timeout and HTTP keep-alive (pyone's
+            ``timeout=`` only sets the process-wide socket default, which requests ignores)."""
+
+            def __init__(self):
+                super().__init__()
+                import requests
+                self._http = requests.Session()
+
+            def request(self, host, handler, request_body, verbose=False):
+                import requests
+                url = self._build_url(host, handler)
+                try:
+                    resp = self._http.post(url, data=request_body, headers=self.headers,
+                                           verify=self.https_verify, timeout=timeout_s)
+                    resp.raise_for_status()
+                except requests.RequestException as exc:
+                    raise Unreachable(f"oned at {endpoint} unreachable: "
+                                      f"{type(exc).__name__}: {exc}") from None
+                return self.parse_response(resp)
+
+        transport = _Transport()
+        transport.set_https(endpoint.startswith("https"))
+        transport.set_https_verify(https_verify)
+        server._ServerProxy__transport = transport  # the proxy keeps it name-mangled
+        self._server = server
+        self.calls = 0
+
+    def __repr__(self):  # never show the session
+        return f"OneCloud({self.endpoint!r})"
+
+    # ------------------------------------------------------------------ raw reads
+    def call_raw(self, method: str, *params):
+        """Call ``one.<method>`` and return the body of a success reply (XML as text)."""
+        self.calls += 1
+        try:
+            reply = self._server._do_request(method, self._server._cast_parms(params))
+        except (Unreachable, AuthFailed):
+            raise
+        except (OSError, xmlrpc.client.ProtocolError) as exc:
+            raise Unreachable(f"oned at {self.endpoint} unreachable: {exc}") from None
+        except Exception as exc:  # pyone.OneException from an XML-RPC fault, bad replies
+            raise AdapterError(f"{method}: {exc}") from None
+        if not isinstance(reply, (list, tuple)) or len(reply) < 3:
+            raise AdapterError(f"{method}: unexpected reply shape {type(reply).__name__}")
+        if reply[0]:
+            return reply[1]
+        message, code = str(reply[1]), int(reply[2])
+        if code == 0x0100:
+            raise AuthFailed(message)
+        raise OneCallFailed(message, code, classify_failure(message, code))
+
+    def read_vms(self):
+        """Every VM but DONE ones, full bodies, paged (offset, -page_size), deduplicated."""
+        vms = {}
+        offset = 0
+        while True:
+            if self.page_size > 0:
+                xml = self.call_raw("one.vmpool.infoextended", -2, offset, -self.page_size, -1)
+            else:
+                xml = self.call_raw("one.vmpool.infoextended", -2, -1, -1, -1)
+            page, bad = one_xml.parse_vm_pool_checked(
+                xml, on_error=lambda e: LOG.warning("skipping a malformed VM: %s", e))
+            del xml
+            for vm in page:
+                vms.setdefault(vm.vm_id, vm)
+            if self.page_size <= 0 or len(page) + bad < self.page_size:
+                break
+            offset += self.page_size
+        return list(vms.values())
+
+    def read_cloud(self) -> CloudRead:
+        timings = {}
+        t0 = time.perf_counter()
+        vms = self.read_vms()
+        t1 = time.perf_counter()
+        hosts = one_xml.parse_host_pool(self.call_raw("one.hostpool.info"))
+        t2 = time.perf_counter()
+        monitoring = one_xml.parse_monitoring(self.call_raw("one.vmpool.monitoring", -2, 0))
+        t3 = time.perf_counter()
+        timings.update(read_vms_s=t1 - t0, read_hosts_s=t2 - t1, read_monitoring_s=t3 - t2)
+        return CloudRead(vms=vms, hosts=hosts, monitoring=monitoring, timings_s=timings)
+
+    def vm_info(self, vm_id: int) -> RawVm:
+        return one_xml.parse_vm(self.call_raw("one.vm.info", int(vm_id)))
+
+    def host_info(self, host_id: int) -> RawHost:
+        return one_xml.parse_host(self.call_raw("one.host.info", int(host_id)))
+
+    # --------------------------------------------------------------------- actions
+    def _typed(self, method: str, fn, *args):
+        self.calls += 1
+        try:
+            return fn(*args)
+        except (Unreachable, AuthFailed):
+            raise
+        except (OSError, xmlrpc.client.ProtocolError) as exc:
+            raise Unreachable(f"oned at {self.endpoint} unreachable: {exc}") from None
+        except Exception as exc:
+            import pyone
+            if isinstance(exc, pyone.OneException):
+                raise _map_pyone_error(exc, method) from None
+            raise AdapterError(f"{method}: {type(exc).__name__}: {exc}") from None
+
+    def resize_memory(self, vm_id: int, memory_mib: int, enforce: bool) -> None:
+        self._typed("one.vm.resize", self._server.vm.resize, int(vm_id),
+                    f"MEMORY={int(memory_mib)}", bool(enforce))
+
+    def update_vm_attributes(self, vm_id: int, attrs: Mapping[str, str]) -> None:
+        self._typed("one.vm.update", self._server.vm.update, int(vm_id),
+                    template_text(attrs), 1)
+
+    def update_host_attributes(self, host_id: int, attrs: Mapping[str, str]) -> None:
+        self._typed("one.host.update", self._server.host.update, int(host_id),
+                    template_text(attrs), 1)
+
+    def migrate(self, vm_id: int, host_id: int, live: bool = True,
+                enforce: bool = True) -> None:
+        self._typed("one.vm.migrate", self._server.vm.migrate, int(vm_id), int(host_id),
+                    bool(live), bool(enforce), -1, 0)
+
+
+def template_text(attrs: Mapping[str, str]) -> str:
+    """``KEY="value"`` lines, quotes and backslashes escaped as oned's parser expects."""
+    lines = []
+    for key, value in attrs.items():
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{key}="{text}"')
+    return "\n".join(lines)
+
+
+def connect(endpoint: Optional[str] = None, auth_file: Optional[str] = None,
+            timeout_s: float = 30.0, page_size: int = 2000) -> OneCloud:
+    """An :class:`OneCloud` from explicit values or the OpenNebula environment."""
+    url = resolve_endpoint(endpoint)
+    session = read_session(auth_file_path(auth_file))
+    return OneCloud(url, session, timeout_s=timeout_s, page_size=page_size)

@@ -1,0 +1,246 @@
+"""The service loop: read -> observe -> decide -> (save) -> apply -> show, every period.
+
+``Service.cycle()`` is one cycle (``cvem plan`` runs it with ``dry_run``: nothing is
+written, neither to oned nor to the state DB); ``Service.run()`` repeats it every
+``period_s``, logs each cycle's time, backs off exponentially while oned is unreachable or
+refuses the session, and returns cleanly when its stop event is set (SIGTERM).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Set
+
+from .. import keys
+from ..config import Config
+from ..core.decide import decide
+from ..core.model import KIB_PER_MIB, Plan, Resize
+from ..errors import AdapterError
+from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
+from . import lend
+from .applier import Applier, ApplyResult, Throttle, to_mib
+from .observe import Observation, VmStatus, observe
+from .state import StateStore
+
+LOG = logging.getLogger(__name__)
+
+TRANSIENT_REASONS = ("resize in progress", "previous resize still in flight",
+                     "not running (LCM state MIGRATE)")
+
+
+@dataclass
+class CycleReport:
+    now_s: float
+    observation: Observation
+    plan: Plan
+    result: Optional[ApplyResult] = None
+    timings_s: Dict[str, float] = field(default_factory=dict)
+    dry_run: bool = False
+    updates: int = 0
+
+
+def show_attributes(status: VmStatus) -> Dict[str, str]:
+    attrs = {keys.SHOW_STATE: "MANAGED" if status.managed else "IGNORED",
+             keys.SHOW_REASON: status.reason}
+    if status.nominal_kib:
+        attrs[keys.SHOW_NOMINAL_MIB] = str(status.nominal_kib // KIB_PER_MIB)
+    return attrs
+
+
+class Service:
+    def __init__(self, config: Config, cloud: Cloud, store: StateStore,
+                 clock=time.time, throttle: Optional[Throttle] = None):
+        self.config = config
+        self.params = config.service
+        self.cloud = cloud
+        self.store = store
+        self.clock = clock
+        self.decider = config.build_decider()
+        self.history = store.load_history()
+        self.marks = store.load_marks()
+        self.applier = Applier(cloud, store, self.params, clock=clock, throttle=throttle)
+        self._problems: Dict[int, str] = {}
+        self.cycles = 0
+
+    # ------------------------------------------------------------------ pieces
+    def reconcile_inflight(self, read: CloudRead, now_s: float) -> Set[int]:
+        """Settle the in-flight records against what oned shows; returns the VMs whose
+        earlier resize is still in flight (left alone this cycle)."""
+        busy: Set[int] = set()
+        vms = {v.vm_id: v for v in read.vms}
+        for rec in self.store.load_inflight().values():
+            vm = vms.get(rec.vm_id)
+            age = now_s - rec.started_at_s
+            where = f"vm={rec.vm_id} host={rec.host_id} action={rec.action}"
+            if vm is None:
+                LOG.info("%s: VM gone, forgetting the in-flight resize", where)
+            elif vm.memory_mib is not None and vm.memory_mib * KIB_PER_MIB == rec.to_kib \
+                    and vm.lcm_state == 3:
+                if rec.status == "pending":
+                    LOG.info("%s from_kib=%d to_kib=%d confirmed after an interrupted cycle",
+                             where, rec.from_kib, rec.to_kib)
+            elif vm.memory_mib is not None and vm.memory_mib * KIB_PER_MIB == rec.from_kib \
+                    and vm.lcm_state == 3:
+                LOG.warning("%s to_kib=%d did not happen (%s); it will be planned again",
+                            where, rec.to_kib,
+                            "never reached oned" if rec.status == "pending"
+                            else "rolled back by oned")
+            elif age > self.params.inflight_timeout_s:
+                LOG.warning("%s still unsettled after %.0f s (state %d/%d, MEMORY %s MiB); "
+                            "giving up on it", where, age, vm.state, vm.lcm_state,
+                            vm.memory_mib)
+            else:
+                busy.add(rec.vm_id)
+                continue
+            self.store.drop_inflight(rec.vm_id)
+        return busy
+
+    def _log_report_problems(self, obs: Observation) -> None:
+        seen = {}
+        for st in obs.statuses:
+            if st.managed and st.report_problem and not st.guest_source:
+                seen[st.vm_id] = st.report_problem
+                if self._problems.get(st.vm_id) != st.report_problem:
+                    LOG.warning("vm=%d guest report unusable, treated as unknown (grown back "
+                                "toward nominal, never shrunk): %s", st.vm_id, st.report_problem)
+            elif st.vm_id in self._problems and st.managed:
+                LOG.info("vm=%d guest report usable again (%s)", st.vm_id, st.guest_source)
+        self._problems = seen
+
+    def _write_show(self, obs: Observation, result: ApplyResult, now_s: float) -> int:
+        if not self.params.show_attributes:
+            return 0
+        last = {}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_s))
+        for a in result.applied:
+            last[a.vm_id] = (f"{a.action} {to_mib(a.from_kib)}->{to_mib(a.to_kib)} MiB "
+                             f"({a.reason}) {stamp}")
+        todo = []
+        for st in obs.statuses:
+            raw = obs.raw_vms[st.vm_id]
+            if not st.managed and (keys.SHOW_STATE not in raw.user
+                                   or st.reason.startswith(TRANSIENT_REASONS)):
+                continue
+            want = show_attributes(st)
+            if st.vm_id in last:
+                want[keys.SHOW_LAST_ACTION] = last[st.vm_id]
+            diff = {k: v for k, v in want.items() if raw.user.get(k) != v}
+            if diff:
+                todo.append((st.vm_id not in last, st.vm_id, diff))
+        todo.sort()
+        written = 0
+        for _, vm_id, diff in todo[:self.params.max_updates_per_cycle]:
+            try:
+                self.cloud.update_vm_attributes(vm_id, diff)
+                written += 1
+            except OneCallFailed as error:
+                LOG.info("vm=%d cannot update its CLOUDVAMP_* attributes: %s", vm_id,
+                         error.message)
+        return written
+
+    def _lend(self, obs: Observation, allocated_mib: Dict[int, int], only_lower: bool,
+              written: Dict[int, str]) -> None:
+        ratio = self.params.lend_ratio
+        if ratio >= 1.0 and not any(keys.HOST_BASE_RESERVED_MEM in h.template
+                                    and h.template[keys.HOST_BASE_RESERVED_MEM]
+                                    for h in obs.raw_hosts.values()):
+            return
+        reclaimed = lend.reclaimed_kib_by_host(obs.raw_vms, allocated_mib)
+        updates = lend.host_updates(obs.raw_hosts, reclaimed, ratio, written, only_lower)
+        for host_id, attrs in updates.items():
+            if ratio >= 1.0 and host_id in written:
+                continue
+            try:
+                self.cloud.update_host_attributes(host_id, attrs)
+                if "RESERVED_MEM" in attrs:
+                    written[host_id] = attrs["RESERVED_MEM"]
+                    LOG.info("host=%d lend: RESERVED_MEM=%r (reclaimed %d KiB, lend_ratio "
+                             "%.2f)", host_id, attrs["RESERVED_MEM"],
+                             reclaimed.get(host_id, 0), ratio)
+            except OneCallFailed as error:
+                LOG.warning("host=%d cannot update RESERVED_MEM: %s", host_id, error.message)
+
+    # ------------------------------------------------------------------- cycle
+    def cycle(self, dry_run: Optional[bool] = None) -> CycleReport:
+        dry_run = self.params.dry_run if dry_run is None else dry_run
+        t0 = time.perf_counter()
+        read = self.cloud.read_cloud()
+        now_s = self.clock()
+        t1 = time.perf_counter()
+        busy = set() if dry_run else self.reconcile_inflight(read, now_s)
+        obs = observe(read, self.params, self.marks, now_s, busy)
+        plan, new_history = decide(obs.snapshot, self.history, self.decider)
+        t2 = time.perf_counter()
+        report = CycleReport(now_s, obs, plan, dry_run=dry_run,
+                             timings_s=dict(read.timings_s, read_s=t1 - t0, decide_s=t2 - t1))
+        if dry_run:
+            report.timings_s["total_s"] = time.perf_counter() - t0
+            return report
+        self._log_report_problems(obs)
+        # Write-ahead: the state this plan was made from, before acting on it.
+        self.store.save_cycle(new_history, obs.marks)
+        self.history, self.marks = new_history, dict(obs.marks)
+        written_reserved: Dict[int, str] = {}
+        planned = {a.vm_id: to_mib(a.to_kib) for a in plan.actions
+                   if isinstance(a, Resize) and a.is_grow}
+        self._lend(obs, planned, True, written_reserved)   # lower before any grow
+        try:
+            result = self.applier.apply(plan)
+        finally:
+            t3 = time.perf_counter()
+        for need in plan.needs_room + tuple(result.needs_room):
+            LOG.info("vm=%d host=%d needs_room missing_kib=%d urgent=%s reason=%s",
+                     need.vm_id, need.host_id, need.missing_kib, need.urgent, need.reason)
+        applied = {a.vm_id: to_mib(a.to_kib) for a in result.applied}
+        self._lend(obs, applied, False, written_reserved)  # raise after shrinks
+        report.updates = self._write_show(obs, result, now_s)
+        t4 = time.perf_counter()
+        report.result = result
+        report.timings_s.update(apply_s=t3 - t2, show_s=t4 - t3, total_s=t4 - t0)
+        self.cycles += 1
+        managed = sum(1 for s in obs.statuses if s.managed)
+        LOG.info("cycle %d: %.3f s (read %.3f, decide %.3f, apply %.3f, show %.3f) vms=%d "
+                 "managed=%d planned=%d applied=%d skipped=%d failed=%d deferred=%d "
+                 "needs_room=%d updates=%d", self.cycles, report.timings_s["total_s"],
+                 report.timings_s["read_s"], report.timings_s["decide_s"],
+                 report.timings_s["apply_s"], report.timings_s["show_s"], len(obs.statuses),
+                 managed, len(plan.actions), len(result.applied), len(result.skipped),
+                 len(result.failed), len(result.deferred),
+                 len(plan.needs_room) + len(result.needs_room), report.updates)
+        return report
+
+    # --------------------------------------------------------------------- loop
+    def run(self, stop: Optional[threading.Event] = None, max_cycles: Optional[int] = None,
+            ) -> None:
+        stop = stop or threading.Event()
+        period = self.params.period_s
+        backoff = 0.0
+        failing = None
+        done = 0
+        LOG.info("cvem running: policy=%s period=%.1f s dry_run=%s oned=%s state_db=%s",
+                 self.params.policy, period, self.params.dry_run,
+                 getattr(self.cloud, "endpoint", "?"), self.store.path)
+        while not stop.is_set() and (max_cycles is None or done < max_cycles):
+            started = time.monotonic()
+            try:
+                self.cycle()
+                if failing:
+                    LOG.info("oned reachable again after: %s", failing)
+                failing, backoff = None, 0.0
+            except (Unreachable, AuthFailed) as error:
+                backoff = min(max(backoff * 2, period), self.params.backoff_max_s)
+                level = logging.ERROR if isinstance(error, AuthFailed) else logging.WARNING
+                if failing != str(error):
+                    LOG.log(level, "cycle aborted: %s; retrying with back-off (now %.0f s)",
+                            error, backoff)
+                failing = str(error)
+            except AdapterError as error:
+                LOG.warning("cycle aborted: %s", error)
+            except Exception:  # one bad cycle must not kill the service
+                LOG.exception("cycle failed")
+            done += 1
+            wait = backoff or max(period - (time.monotonic() - started), 0.0)
+            stop.wait(wait)
+        LOG.info("cvem stopped after %d cycle(s)", done)

@@ -1,0 +1,169 @@
+"""cvem's state between cycles, in sqlite: a restart loses nothing and repeats nothing.
+
+Tables:
+
+* ``history``: the core's :class:`~cvem.core.fleet.FleetHistory` — its ``vm_ids`` and each
+  state column (cooldown times, policy histograms...) as one row of ``numpy.save`` bytes;
+* ``report_marks``: per VM and source, the last sequence marker of its guest report and
+  when it changed on cvem's clock (staleness survives restarts);
+* ``inflight``: every resize from just before it is sent until oned shows it settled; a
+  restarted cvem reconciles these before deciding anything.
+
+Each cycle's history and marks are written in one transaction *before* acting (so a crash
+mid-cycle at worst delays a shrink by a cooldown, never repeats one).
+"""
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Dict, Mapping, Tuple
+
+import numpy as np
+
+from ..core.fleet import FleetHistory
+from ..errors import ConfigError
+from .observe import ReportMark
+
+SCHEMA_VERSION = 1
+_VM_IDS = "__vm_ids__"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS report_marks (
+    vm_id INTEGER NOT NULL, source TEXT NOT NULL, marker TEXT NOT NULL,
+    changed_at_s REAL NOT NULL, counter REAL, counter_at_s REAL,
+    PRIMARY KEY (vm_id, source));
+CREATE TABLE IF NOT EXISTS inflight (
+    vm_id INTEGER PRIMARY KEY, host_id INTEGER NOT NULL, action TEXT NOT NULL,
+    from_kib INTEGER NOT NULL, to_kib INTEGER NOT NULL, reason TEXT NOT NULL,
+    status TEXT NOT NULL, started_at_s REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class InFlight:
+    vm_id: int
+    host_id: int
+    action: str
+    from_kib: int
+    to_kib: int
+    reason: str
+    status: str          # "pending" (sent, outcome unknown) or "issued" (oned accepted)
+    started_at_s: float
+
+
+def _to_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_bytes(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _nan_to_none(x):
+    return None if x != x else x
+
+
+class StateStore:
+    def __init__(self, path: str, readonly: bool = False):
+        self.path = path
+        if path != ":memory:" and not readonly:
+            directory = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(f"[cvem] state_db: cannot create {directory}: "
+                                  f"{error.strerror}") from None
+        try:
+            if readonly:
+                if not os.path.exists(path):
+                    self.db = sqlite3.connect(":memory:")
+                else:
+                    self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            else:
+                self.db = sqlite3.connect(path, timeout=10)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            if not readonly or not os.path.exists(path):
+                self.db.executescript(_SCHEMA)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                                (str(SCHEMA_VERSION),))
+                self.db.commit()
+        except sqlite3.Error as error:
+            raise ConfigError(f"[cvem] state_db: {path}: {error}") from None
+        self.readonly = readonly
+
+    def close(self):
+        self.db.close()
+
+    # ------------------------------------------------------------------ history
+    def load_history(self) -> FleetHistory:
+        rows = dict(self.db.execute("SELECT name, data FROM history").fetchall())
+        if _VM_IDS not in rows:
+            return FleetHistory()
+        vm_ids = _from_bytes(rows.pop(_VM_IDS)).astype(np.int64)
+        columns = {name: _from_bytes(data) for name, data in rows.items()}
+        columns = {k: v for k, v in columns.items() if v.shape[:1] == vm_ids.shape}
+        return FleetHistory(vm_ids=vm_ids, columns=columns)
+
+    def load_marks(self) -> Dict[Tuple[int, str], ReportMark]:
+        out = {}
+        for vm_id, source, marker, changed, counter, counter_at in self.db.execute(
+                "SELECT vm_id, source, marker, changed_at_s, counter, counter_at_s "
+                "FROM report_marks"):
+            out[(vm_id, source)] = ReportMark(
+                marker, changed, float("nan") if counter is None else counter,
+                float("nan") if counter_at is None else counter_at)
+        return out
+
+    def save_cycle(self, history: FleetHistory,
+                   marks: Mapping[Tuple[int, str], ReportMark]) -> None:
+        """History and report marks of one cycle, atomically."""
+        rows = [(_VM_IDS, _to_bytes(history.vm_ids))]
+        rows += [(name, _to_bytes(np.asarray(col))) for name, col in history.columns.items()]
+        with self.db:
+            self.db.execute("DELETE FROM history")
+            self.db.executemany("INSERT INTO history VALUES (?, ?)", rows)
+            self.db.execute("DELETE FROM report_marks")
+            self.db.executemany(
+                "INSERT INTO report_marks VALUES (?, ?, ?, ?, ?, ?)",
+                [(vm_id, source, m.marker, m.changed_at_s, _nan_to_none(m.counter),
+                  _nan_to_none(m.counter_at_s)) for (vm_id, source), m in marks.items()])
+
+    # ----------------------------------------------------------------- in flight
+    def load_inflight(self) -> Dict[int, InFlight]:
+        return {row[0]: InFlight(*row) for row in self.db.execute(
+            "SELECT vm_id, host_id, action, from_kib, to_kib, reason, status, started_at_s "
+            "FROM inflight")}
+
+    def record_inflight(self, rec: InFlight) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO inflight VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (rec.vm_id, rec.host_id, rec.action, rec.from_kib, rec.to_kib,
+                             rec.reason, rec.status, rec.started_at_s))
+
+    def set_inflight_status(self, vm_id: int, status: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE inflight SET status = ? WHERE vm_id = ?", (status, vm_id))
+
+    def drop_inflight(self, vm_id: int) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM inflight WHERE vm_id = ?", (vm_id,))
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def now_s() -> float:
+    return time.time()
