@@ -8,10 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostkit  # noqa: E402
 
-UUID_ONE_5 = "5e5e5e5e-0000-4000-8000-000000000005"
-UUID_ONE_6 = "6e6e6e6e-0000-4000-8000-000000000006"
-UUID_ONE_7 = "7e7e7e7e-0000-4000-8000-000000000007"
-UUID_WILD = "99999999-0000-4000-8000-000000000099"
+from hostkit import UUID_ONE_5, UUID_ONE_6, UUID_ONE_7, UUID_WILD  # noqa: E402
 
 
 @pytest.fixture(scope="session")

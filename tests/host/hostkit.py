@@ -21,6 +21,11 @@ HOST_LIB = REPO / "remotes" / "lib" / "python"
 INSTALL_SH = REPO / "install.sh"
 VM_PROBE = "im/cloudvamp-probes.d/vm/monitor/cloudvamp_balloon.py"
 HOST_PROBE = "im/cloudvamp-probes.d/host/system/cloudvamp_host_memory.py"
+# domains of the fast tier's test-driver host (tests/host/conftest.py node_uri)
+UUID_ONE_5 = "5e5e5e5e-0000-4000-8000-000000000005"
+UUID_ONE_6 = "6e6e6e6e-0000-4000-8000-000000000006"
+UUID_ONE_7 = "7e7e7e7e-0000-4000-8000-000000000007"
+UUID_WILD = "99999999-0000-4000-8000-000000000099"
 DRIVER_LOG_PREFIX = re.compile(r"^(ERROR|INFO|WARN|DEBUG):")
 
 # What monitord-client writes to every probe's stdin (shape of monitord.conf's

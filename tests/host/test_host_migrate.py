@@ -9,7 +9,7 @@ destination. A real live migration is in the lab tier.
 
 import hostkit
 import pytest
-from conftest import UUID_ONE_5
+from hostkit import UUID_ONE_5
 from hostkit import action_xml, driver_env, error_lines, run_action
 
 ARGS = [UUID_ONE_5, "node2", "node1", 5, "node1"]

@@ -5,7 +5,7 @@ import time
 
 import cvem.keys
 import hostkit
-from conftest import UUID_ONE_5, UUID_ONE_6
+from hostkit import UUID_ONE_5, UUID_ONE_6
 from hostkit import HOST_PROBE, VM_PROBE, driver_env, run_probe, vm_reports
 from one_template import as_dict, parse_template
 

@@ -4,7 +4,7 @@ import sys
 import time
 
 import pytest
-from conftest import UUID_ONE_5, UUID_ONE_6, UUID_ONE_7
+from hostkit import UUID_ONE_5, UUID_ONE_6, UUID_ONE_7
 from hostkit import HOST_LIB, action_xml, driver_env, error_lines, run_action
 
 

@@ -11,15 +11,19 @@ import threading
 import time
 
 
-class LibvirtUnavailableError(Exception):
+class HostError(Exception):
+    """A failure whose message is already a complete sentence for the operator."""
+
+
+class LibvirtUnavailableError(HostError):
     """libvirt-python is not importable on this host."""
 
 
-class DomainNotFoundError(Exception):
+class DomainNotFoundError(HostError):
     """No domain with that UUID or name on this libvirt connection."""
 
 
-class LibvirtTimeoutError(Exception):
+class LibvirtTimeoutError(HostError):
     """A libvirt call did not return within its deadline (hung or overloaded libvirtd)."""
 
 

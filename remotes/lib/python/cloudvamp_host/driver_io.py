@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+from .bounded import HostError
+
 
 class ActionError(Exception):
     """The action failed; the message is the one line oned will show."""
@@ -49,7 +51,7 @@ def run_action(name, action, argv):
     try:
         stdin_bytes = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
         exit_code = action(argv, stdin_bytes)
-    except ActionError as error:
+    except (ActionError, HostError) as error:
         fail_line("cloudvamp %s: %s" % (name, error))
         exit_code = 1
     except Exception as error:  # libvirtError, timeouts, missing libvirt module, bugs
