@@ -7,9 +7,16 @@ error, so a bad ``[policy:vpa]`` line fails at start-up with a message an operat
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, Mapping, Type, TypeVar
 
 from ..errors import ConfigError
+
+try:  # numpy's bool is not a Python bool, but is no number either
+    from numpy import bool_ as np_bool
+except ImportError:  # pragma: no cover
+    np_bool = bool
 
 P = TypeVar("P")
 
@@ -20,10 +27,17 @@ _FALSE = {"0", "no", "false", "off"}
 def _convert(name: str, kind: Any, raw: Any) -> Any:
     kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
     if not isinstance(raw, str):
-        if kind_name == "float" and isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
-        if kind_name == "int" and isinstance(raw, bool):
+        number = isinstance(raw, numbers.Real) and not isinstance(raw, (bool, np_bool))
+        if kind_name == "float":
+            if number and not math.isnan(raw):
+                return float(raw)
+            raise ConfigError(f"{name}: expected a number, got {raw!r}")
+        if kind_name == "int":
+            if number and float(raw).is_integer():
+                return int(raw)
             raise ConfigError(f"{name}: expected an integer, got {raw!r}")
+        if kind_name == "bool" and not isinstance(raw, bool):
+            raise ConfigError(f"{name}: expected true or false, got {raw!r}")
         return raw
     text = raw.strip()
     try:
@@ -37,7 +51,10 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         if kind_name == "int":
             return int(text)
         if kind_name == "float":
-            return float(text)
+            value = float(text)
+            if math.isnan(value):
+                raise ValueError(text)
+            return value
     except ValueError:
         raise ConfigError(f"{name}: expected {kind_name}, got {raw!r}") from None
     return text
