@@ -39,3 +39,4 @@ def cli(ctx, endpoint, auth_file, config_file, verbose):
 
 from . import simulate  # noqa: E402,F401  (registers its commands)
 from . import bench  # noqa: E402,F401
+from . import service  # noqa: E402,F401  (run, plan, status, check-config)

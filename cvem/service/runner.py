@@ -171,7 +171,8 @@ class Service:
         t1 = time.perf_counter()
         busy = set() if dry_run else self.reconcile_inflight(read, now_s)
         obs = observe(read, self.params, self.marks, now_s, busy)
-        plan, new_history = decide(obs.snapshot, self.history, self.decider)
+        plan, new_history = decide(obs.snapshot, self.history, self.decider,
+                                   max_report_age_s=self.params.stale_after_s)
         t2 = time.perf_counter()
         report = CycleReport(now_s, obs, plan, dry_run=dry_run,
                              timings_s=dict(read.timings_s, read_s=t1 - t0, decide_s=t2 - t1))

@@ -254,7 +254,7 @@ class OnedDouble(object):
                                allow_none=False)
         self._server.register_instance(self)
         self._address = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
                                         name="oned-double", daemon=True)
         self._thread.start()
         return self

@@ -1,0 +1,204 @@
+"""``cvem run | plan | status | check-config``: cvem against a real OpenNebula front-end."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+
+import click
+
+from ..config import Config, load_config
+from ..errors import CloudvampError
+from . import cli
+
+LOG = logging.getLogger("cvem")
+
+
+def _config(ctx) -> Config:
+    obj = ctx.obj or {}
+    config = load_config(obj.get("config_file"))
+    return config.with_overrides(endpoint=obj.get("endpoint"), auth_file=obj.get("auth_file"))
+
+
+def _connect(config: Config):
+    from ..adapters.one import OneCloud, auth_file_path, read_session, resolve_endpoint
+    one = config.one
+    endpoint = resolve_endpoint(one.endpoint or None)
+    session = read_session(auth_file_path(one.auth_file or None))
+    return OneCloud(endpoint, session, timeout_s=one.timeout_s, page_size=one.page_size,
+                    https_verify=one.https_verify)
+
+
+def _service(config: Config, readonly: bool):
+    from ..service.runner import Service
+    from ..service.state import StateStore
+    store = StateStore(config.service.state_db, readonly=readonly)
+    return Service(config, _connect(config), store)
+
+
+def _fail(error: Exception):
+    raise click.ClickException(str(error))
+
+
+def _mib(kib):
+    return None if kib is None else int(kib) // 1024
+
+
+def plan_rows(report):
+    rows = []
+    for a in report.plan.actions:
+        if hasattr(a, "to_kib"):
+            rows.append({"vm": a.vm_id, "host": a.host_id, "action": a.action,
+                         "from_mib": _mib(a.from_kib), "to_mib": _mib(a.to_kib),
+                         "reason": a.reason})
+        else:  # a migration chosen by overload protection
+            rows.append({"vm": a.vm_id, "host": a.from_host_id, "action": "migrate",
+                         "from_mib": None, "to_mib": None,
+                         "reason": f"{a.reason} -> host {a.to_host_id}"})
+    for n in report.plan.needs_room:
+        rows.append({"vm": n.vm_id, "host": n.host_id, "action": "needs-room",
+                     "from_mib": None, "to_mib": _mib(n.missing_kib), "reason": n.reason})
+    return rows
+
+
+def status_document(report):
+    from ..service.lend import reclaimed_kib_by_host
+    obs = report.observation
+    reclaimed = reclaimed_kib_by_host(obs.raw_vms)
+    views = {h.host_id: h for h in obs.snapshot.hosts}
+    hosts = []
+    for host_id, raw in sorted(obs.raw_hosts.items()):
+        view = views[host_id]
+        hosts.append({
+            "host": host_id, "name": raw.name, "vm_mad": raw.vm_mad, "state": raw.state,
+            "physical_mib": _mib(view.physical_kib), "max_mem_mib": _mib(raw.max_mem_kib),
+            "mem_usage_mib": _mib(raw.mem_usage_kib),
+            "reclaimed_mib": _mib(reclaimed.get(host_id, 0)),
+            "held_back_mib": _mib(obs.lend_extra_kib.get(host_id, 0)),
+            "reserved_mem": raw.reserved_mem})
+    vms = []
+    for st in obs.statuses:
+        vms.append({
+            "vm": st.vm_id, "name": st.name, "host": st.host_id, "state": st.state,
+            "nominal_mib": _mib(st.nominal_kib), "current_mib": _mib(st.allocated_kib),
+            "guest_used_mib": _mib(st.guest_used_kib), "source": st.guest_source,
+            "managed": st.managed, "reason": st.reason, "report_problem": st.report_problem})
+    return {"hosts": hosts, "vms": vms}
+
+
+def _table(rows, columns):
+    def cell(v):
+        return "-" if v is None else str(v)
+    widths = [max([len(c)] + [len(cell(r[c])) for r in rows]) for c in columns]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
+    for r in rows:
+        lines.append("  ".join(cell(r[c]).ljust(w) for c, w in zip(columns, widths)))
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run a single cycle and exit.")
+@click.option("--dry-run", is_flag=True, help="Plan and log, never act (overrides config).")
+@click.pass_context
+def run(ctx, once, dry_run):
+    """Run the cvem service: every period read the cloud, decide, resize VMs.
+
+    Stops cleanly on SIGTERM/SIGINT (the cycle in progress finishes first). State
+    (histories, report freshness, in-flight actions) lives in [cvem] state_db.
+
+    \b
+    Example:
+      cvem --config /etc/one/cvem.conf run
+    """
+    try:
+        config = _config(ctx)
+        if dry_run:
+            from dataclasses import replace
+            config = replace(config, service=replace(config.service, dry_run=True))
+        service = _service(config, readonly=False)
+    except CloudvampError as error:
+        _fail(error)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    stop = threading.Event()
+
+    def _stop(signum, _frame):
+        LOG.info("signal %d: stopping after the current cycle", signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(sig, _stop)
+        except ValueError:  # not the main thread (tests)
+            pass
+    service.run(stop, max_cycles=1 if once else None)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of actions.")
+@click.pass_context
+def plan(ctx, as_json):
+    """One dry-run cycle: what cvem would do now (nothing is changed, not even its state).
+
+    \b
+    Example:
+      cvem --endpoint http://fe:2633/RPC2 --auth ~/.one/one_auth plan --json
+    """
+    try:
+        report = _service(_config(ctx), readonly=True).cycle(dry_run=True)
+    except CloudvampError as error:
+        _fail(error)
+    rows = plan_rows(report)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        click.echo("nothing to do")
+        return
+    click.echo(_table(rows, ("vm", "host", "action", "from_mib", "to_mib", "reason")))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help='Print {"hosts": [...], "vms": [...]}.')
+@click.pass_context
+def status(ctx, as_json):
+    """Hosts (physical, MAX_MEM, MEM_USAGE, reclaimed) and VMs (nominal, current, guest
+    used, managed or why not), as cvem sees them now.
+
+    \b
+    Example:
+      cvem status --json | jq '.vms[] | select(.managed | not) | .reason'
+    """
+    try:
+        report = _service(_config(ctx), readonly=True).cycle(dry_run=True)
+    except CloudvampError as error:
+        _fail(error)
+    doc = status_document(report)
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+        return
+    click.echo(_table(doc["hosts"], ("host", "name", "physical_mib", "max_mem_mib",
+                                     "mem_usage_mib", "reclaimed_mib", "held_back_mib")))
+    click.echo("")
+    click.echo(_table(doc["vms"], ("vm", "name", "host", "state", "nominal_mib", "current_mib",
+                                   "guest_used_mib", "managed", "reason")))
+
+
+@cli.command("check-config")
+@click.pass_context
+def check_config(ctx):
+    """Validate the configuration file (and the policy it names) without contacting oned.
+
+    \b
+    Example:
+      cvem --config /etc/one/cvem.conf check-config
+    """
+    try:
+        config = _config(ctx)
+    except CloudvampError as error:
+        _fail(error)
+    s = config.service
+    click.echo(f"{config.source}: OK (policy {s.policy}, period {s.period_s:g} s, "
+               f"state_db {s.state_db}, live resize VM_MADs {', '.join(s.vm_mads)}, "
+               f"lend_ratio {s.lend_ratio:g}{' (off)' if s.lend_ratio >= 1 else ''})")
