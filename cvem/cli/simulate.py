@@ -78,11 +78,29 @@ def load_workload(traces, scenario, vms, days, step_s, seed):
               help="Physical memory per host (default: sized from the workload).")
 @click.option("--reserve-gib", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Host memory kept for the hypervisor (not in MAX_MEM).")
+@click.option("--admit/--no-admit", default=None,
+              help="After a warm-up the scheduler deploys extra VMs into reclaimed memory, the "
+                   "same VMs for every policy, so hosts hold more nominal memory than they have "
+                   "(default: on for sync-surge, off otherwise).")
+@click.option("--lend-factor", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Share of reclaimed memory (against warm-up peak demand + 10 %) offered to "
+                   "the scheduler when admitting; 1.0 is the stress case.")
+@click.option("--migrations/--no-migrations", default=True, show_default=True,
+              help="Overload protection by live migration.")
+@click.option("--migration-mib-s", type=click.FloatRange(min=1), default=1024.0,
+              show_default=True, help="Migration bandwidth (Neat's worst case: 10 MB/s = 9.5).")
+@click.option("--detector", type=click.Choice(("threshold", "mad", "iqr", "local-regression")),
+              default="threshold", show_default=True, help="Host overload detector.")
+@click.option("--selection", type=click.Choice(("least-memory", "fewest")),
+              default="least-memory", show_default=True, help="Which VMs to migrate first.")
+@click.option("--consolidate", is_flag=True, default=False,
+              help="Drain underloaded hosts when all their VMs fit elsewhere.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write workload and per-policy metrics as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG: cluster allocation vs demand, and the reclaim/shortfall frontier.")
 def simulate(traces, scenario, vms, days, step_s, policies, seed, host_gib, reserve_gib,
+             admit, lend_factor, migrations, migration_mib_s, detector, selection, consolidate,
              json_path, plot_path):
     """Replay memory demand through cloudvamp's decision core on a simulated cloud.
 
@@ -102,12 +120,25 @@ def simulate(traces, scenario, vms, days, step_s, policies, seed, host_gib, rese
         names = parse_policy_list(policies)
         started = time.monotonic()
         workload = load_workload(traces, scenario, vms, days, step_s, seed)
+        if admit is None:
+            admit = scenario == "sync-surge"
         cloud = CloudConfig(host_physical_kib=host_gib * GIB if host_gib else None,
-                            host_reserve_kib=reserve_gib * GIB)
+                            host_reserve_kib=reserve_gib * GIB,
+                            migrations=migrations,
+                            migration_bandwidth_kib_s=migration_mib_s * 1024.0,
+                            migration=(("detector", detector), ("selection", selection),
+                                       ("consolidate", "yes" if consolidate else "no")),
+                            admit=admit, lend_factor=lend_factor)
         summary = workload_summary(workload, cloud)
         click.echo(f"workload {summary['name']}: {summary['vms']} VMs on {summary['hosts']} hosts "
                    f"of {summary['host_physical_gib']} GiB, {summary['steps']} steps of "
                    f"{summary['step_s']:g} s ({summary['days']} days)", err=True)
+        if admit:
+            click.echo(f"admission: {summary.get('admitted_vms', 0)} more VMs from step "
+                       f"{summary.get('admit_from_step')} (lend factor {lend_factor:g}), same for "
+                       f"every policy; {summary.get('oversubscribed_hosts')} hosts hold more "
+                       f"nominal memory than they have (peak "
+                       f"{summary.get('peak_nominal_over_capacity')}x)", err=True)
         total = workload.steps * len(names)
         long_run = total * workload.vms > 2_000_000
         bar = click.progressbar(length=total, label="simulating", file=click.get_text_stream("stderr")) \

@@ -16,7 +16,9 @@
   (scenario surges from the generator; on traces, each shortfall run is a surge).
 * ``oracle_efficiency_pct``: reclaimed ÷ the oracle's reclaimed (filled in by the suite).
 * ``migrations_per_host_hour``, ``ping_pong``: live migrations and VMs moved again within an
-  hour (from the migration model; 0 when a run has none).
+  hour (from the engine's migration model, :mod:`cvem.core.migration`).
+* ``host_overcommit_pct`` (extra): host-time with Σ allocation above physical − reserve
+  (in-flight VMs count on both hosts); ``migrated_gib`` (extra): memory moved.
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ class RunSeries:
     migrations: int = 0
     ping_pong: int = 0
     host_demand_kib: Optional[np.ndarray] = None  # [host, t] when VMs move between hosts
+    host_alloc_kib: Optional[np.ndarray] = None   # [host, t] idem (in-flight VMs on both ends)
+    migrated_kib: float = 0.0                      # memory moved by live migrations
 
     def cluster(self) -> Dict[str, np.ndarray]:
         return {"demand_kib": self.demand_kib.sum(axis=0, dtype=np.float64),
@@ -86,8 +90,12 @@ def compute_metrics(s: RunSeries) -> Dict[str, float]:
         np.add.at(host_demand, s.host_of_vm, demand)
     overload = host_demand > s.capacity_kib[:, None] + SHORT_TOLERANCE_KIB
 
-    host_alloc = np.zeros((n_host, n_t))
-    np.add.at(host_alloc, s.host_of_vm, alloc)
+    if s.host_alloc_kib is not None:
+        host_alloc = s.host_alloc_kib
+    else:
+        host_alloc = np.zeros((n_host, n_t))
+        np.add.at(host_alloc, s.host_of_vm, alloc)
+    overcommit = host_alloc > s.capacity_kib[:, None] + SHORT_TOLERANCE_KIB
     host_nominal = np.zeros(n_host)
     np.add.at(host_nominal, s.host_of_vm, nominal.max(axis=1))
     vms_on = np.bincount(s.host_of_vm, minlength=n_host).astype(np.float64)
@@ -114,6 +122,10 @@ def compute_metrics(s: RunSeries) -> Dict[str, float]:
         "shortfall_events": n_runs,
         "peak_alloc_pct": float(100.0 * (alloc.sum(axis=0) / nominal.sum(axis=0)).max()),
         "slack_pct": float(100.0 * (1.0 - demand.sum() / max(alloc.sum(), 1.0))),
+        # host-time whose VMs hold more than the host has (Σ alloc > physical − reserve):
+        # what admitted VMs cost a policy that cannot shrink (peers.md §8.2 item 5)
+        "host_overcommit_pct": 100.0 * overcommit.sum() / max(overcommit.size, 1),
+        "migrated_gib": float(s.migrated_kib / 2**20),
     }
 
 

@@ -151,6 +151,9 @@ def generate(scenario: str = "mixed", vms: int = 40, days: float = 2.0, step_s: 
 
     if scenario == "sync-surge":
         demand_frac[:] = base_frac + _smooth_noise(rng, vms, n, 600 / step_s) * 0.01
+        # The blend above was overwritten: its bursts are no surges any more (the reaction
+        # metric must only time the synchronised surge).
+        del surges[:]
         # Hosts are filled first-fit in VM order, so the first VMs share a host: surge 30 %
         # of the VMs of that first host together, at mid-run, to most of their nominal size.
         first_host = _first_fit_host_of(nominal_gib * GIB, host_kib=default_host_kib(nominal_gib * GIB))
@@ -218,6 +221,13 @@ def _trace_files(folder: str):
 
 
 def _read_one(path: str):
+    try:
+        return _read_rows(path)
+    except (OSError, EOFError) as e:  # unreadable, truncated or corrupt gzip
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+
+
+def _read_rows(path: str):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", encoding="ascii", errors="replace") as fh:
         header = fh.readline()
