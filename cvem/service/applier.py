@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 from ..config import ServiceParams
-from ..core.model import KIB_PER_MIB, NeedsRoom, Plan, Resize
+from ..core.model import KIB_PER_MIB, Migrate, NeedsRoom, Plan, Resize
 from ..errors import ActionSkipped
 from ..ports import AuthFailed, Cloud, OneCallFailed, Unreachable
+from .migrations import execute_migration
 from .state import InFlight, StateStore
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class ApplyResult:
     failed: List[Tuple[Resize, str]] = field(default_factory=list)
     deferred: List[Resize] = field(default_factory=list)
     needs_room: List[NeedsRoom] = field(default_factory=list)
+    migrations: list = field(default_factory=list)  # migrations.MigrationOutcome
     aborted: Optional[str] = None
 
 
@@ -88,8 +90,13 @@ class Applier:
         result = ApplyResult()
         done = 0
         for action in plan.actions:
+            if isinstance(action, Migrate):
+                # Overload protection's moves (phase 3, after every resize): started here,
+                # tracked by cvem.core.migration.settle (cvem/service/migrations.py).
+                result.migrations.append(execute_migration(self.cloud, action))
+                continue
             if not isinstance(action, Resize):
-                LOG.debug("no executor for %r yet; left to overload protection", action)
+                LOG.debug("no executor for %r", action)
                 continue
             if done >= self.params.max_actions_per_cycle:
                 result.deferred.append(action)

@@ -1,0 +1,116 @@
+"""Execute and track overload protection's live migrations against oned.
+
+``one.vm.migrate(id, host, live=True, enforce=True, ds_id=-1, type=0)`` only *starts* a
+migration: oned answers at once, the VM goes to LCM MIGRATE and reaches RUNNING on the target
+later (recorded from a real oned 7.4, ``shared/opennebula-xsd/real-7.4/calls.jsonl``). So:
+
+* :func:`execute_migration` re-checks the VM against fresh state (still RUNNING, still on the
+  planned source: the planner's view may be a cycle old), calls migrate once and classifies
+  oned's refusals as recorded: ``Migrate action is not available for state MIGRATE`` (already
+  moving: skipped), ``VM is already running on host [N]`` (nothing to do: skipped),
+  ``does not fit in host [M]. Not enough memory`` (enforce fit test on the VM's MEMORY:
+  failed, the target had no room), ``Error getting host [N].`` (unknown host: failed);
+* the core's :class:`~cvem.core.migration.InFlight` record (made when the move was planned)
+  is dropped when oned refuses (:func:`~cvem.core.migration.drop_rejected`), and otherwise
+  cleared by :func:`~cvem.core.migration.settle` once the VM is seen RUNNING on its target;
+  :func:`poll_migration` answers the same question for one VM from ``one.vm.info``.
+
+One INFO line per action, as everywhere in the front-end.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+from ..core.migration import InFlight, MigrationState, drop_rejected
+from ..core.model import Migrate, Plan
+from ..errors import ActionSkipped
+from ..ports import AuthFailed, OneCallFailed, Unreachable
+
+LOG = logging.getLogger(__name__)
+
+ACTIVE, RUNNING = 3, 3
+MIGRATING_LCM = (4, 5, 7, 8, 9, 10, 59, 60)  # MIGRATE, SAVE_*, PROLOG_MIGRATE, BOOT_MIGRATE...
+
+
+@dataclass(frozen=True)
+class MigrationOutcome:
+    action: Migrate
+    status: str        # "issued", "skipped" or "failed"
+    message: str = ""
+
+
+def check_migration(cloud, action: Migrate) -> None:
+    """Raise ActionSkipped unless the VM still runs on the planned source host."""
+    if action.to_host_id == action.from_host_id:
+        raise ActionSkipped("target is the source host")  # the planner never does this
+    try:
+        vm = cloud.vm_info(action.vm_id)
+    except OneCallFailed as error:
+        if error.kind == "missing":
+            raise ActionSkipped(f"VM gone: {error.message}") from None
+        raise
+    if vm.state != ACTIVE or vm.lcm_state != RUNNING:
+        raise ActionSkipped(f"VM now in state {vm.state}/LCM {vm.lcm_state}")
+    if vm.host_id != action.from_host_id:
+        raise ActionSkipped(f"VM moved from host {action.from_host_id} to {vm.host_id}")
+
+
+def execute_migration(cloud, action: Migrate) -> MigrationOutcome:
+    """Start one live, enforced migration; never raises for oned's refusals."""
+    where = (f"vm={action.vm_id} host={action.from_host_id} action=migrate "
+             f"to_host={action.to_host_id} reason={action.reason}")
+    try:
+        check_migration(cloud, action)
+    except ActionSkipped as skip:
+        LOG.info("%s skipped: %s", where, skip)
+        return MigrationOutcome(action, "skipped", str(skip))
+    try:
+        cloud.migrate(action.vm_id, action.to_host_id, live=True, enforce=True)
+    except (AuthFailed, Unreachable):
+        raise   # the cycle stops; an unknown outcome is settled from oned's state later
+    except OneCallFailed as error:
+        if error.kind == "busy" or "already running on host" in error.message:
+            LOG.info("%s skipped: %s", where, error.message)
+            return MigrationOutcome(action, "skipped", error.message)
+        LOG.warning("%s failed (%s): %s", where, error.kind, error.message)
+        return MigrationOutcome(action, "failed", error.message)
+    LOG.info("%s issued", where)
+    return MigrationOutcome(action, "issued")
+
+
+def apply_migrations(cloud, plan: Plan, state: MigrationState
+                     ) -> Tuple[MigrationState, List[MigrationOutcome]]:
+    """Run the plan's Migrate actions in order; the core state forgets every move oned did
+    not accept (its VM is free to be planned again next cycle)."""
+    outcomes = []
+    for action in plan.actions:
+        if isinstance(action, Migrate):
+            outcome = execute_migration(cloud, action)
+            outcomes.append(outcome)
+            if outcome.status != "issued":
+                state = drop_rejected(state, action.vm_id)
+    return state, outcomes
+
+
+def poll_migration(cloud, record: InFlight, now_s: float, timeout_s: float) -> str:
+    """``"done"`` (RUNNING on the target), ``"moving"``, or ``"failed"`` (back RUNNING on the
+    source, gone, another state, or not done after ``timeout_s``)."""
+    try:
+        vm = cloud.vm_info(record.vm_id)
+    except OneCallFailed as error:
+        if error.kind == "missing":
+            return "failed"
+        raise
+    if vm.state == ACTIVE and vm.lcm_state == RUNNING:
+        return "done" if vm.host_id == record.to_host_id else "failed"
+    if vm.state == ACTIVE and vm.lcm_state in MIGRATING_LCM \
+            and now_s - record.started_s <= timeout_s:
+        return "moving"
+    return "failed"
+
+
+def in_flight_vm_ids(state: MigrationState) -> Sequence[int]:
+    """VMs the applier must not resize this cycle (oned refuses a resize in MIGRATE)."""
+    return [m.vm_id for m in state.in_flight]
