@@ -70,6 +70,6 @@ def host_updates(hosts: Mapping[int, RawHost], reclaimed: Mapping[int, int],
         if current_text != str(target) and not (only_lower and current_kib is not None
                                                  and target >= current_kib):
             attrs["RESERVED_MEM"] = str(target)
-        if attrs:
+        if "RESERVED_MEM" in attrs or (attrs and not only_lower):
             updates[host.host_id] = attrs
     return updates

@@ -62,6 +62,7 @@ class Service:
         self.marks = store.load_marks()
         self.applier = Applier(cloud, store, self.params, clock=clock, throttle=throttle)
         self._problems: Dict[int, str] = {}
+        self._failing: Optional[str] = None
         self.cycles = 0
 
     # ------------------------------------------------------------------ pieces
@@ -218,7 +219,6 @@ class Service:
         stop = stop or threading.Event()
         period = self.params.period_s
         backoff = 0.0
-        failing = None
         done = 0
         LOG.info("cvem running: policy=%s period=%.1f s dry_run=%s oned=%s state_db=%s",
                  self.params.policy, period, self.params.dry_run,
@@ -227,16 +227,16 @@ class Service:
             started = time.monotonic()
             try:
                 self.cycle()
-                if failing:
-                    LOG.info("oned reachable again after: %s", failing)
-                failing, backoff = None, 0.0
+                if self._failing:
+                    LOG.info("oned reachable again after: %s", self._failing)
+                self._failing, backoff = None, 0.0
             except (Unreachable, AuthFailed) as error:
                 backoff = min(max(backoff * 2, period), self.params.backoff_max_s)
                 level = logging.ERROR if isinstance(error, AuthFailed) else logging.WARNING
-                if failing != str(error):
+                if self._failing != str(error):
                     LOG.log(level, "cycle aborted: %s; retrying with back-off (now %.0f s)",
                             error, backoff)
-                failing = str(error)
+                self._failing = str(error)
             except AdapterError as error:
                 LOG.warning("cycle aborted: %s", error)
             except Exception:  # one bad cycle must not kill the service

@@ -1,0 +1,183 @@
+"""Managed-VM selection (a reason for every VM left alone) and untrusted guest reports."""
+import math
+
+from hypothesis import given, settings, strategies as st
+
+from cvem import keys
+from cvem.config import ServiceParams
+from cvem.ports import CloudRead, RawHost, RawVm
+from cvem.service.observe import (ReportMark, observe, onegate_report, probe_report,
+                                  why_unmanaged)
+
+NOW = 1_000_000.0
+NOMINAL = 4096 * 1024
+
+
+def raw_vm(**kw):
+    base = dict(vm_id=1, name="vm", uid=2, gid=3, uname="alice", gname="users", state=3,
+                lcm_state=3, memory_mib=4096, memory_max_mib=4096, resize_mode="",
+                host_id=0, host_name="h", vm_mad="kvm", cluster_id=0)
+    base.update(kw)
+    return RawVm(**base)
+
+
+def raw_host(**kw):
+    base = dict(host_id=0, name="h", state=2, vm_mad="kvm", im_mad="kvm", cluster_id=0,
+                total_mem_kib=16 << 20, max_mem_kib=16 << 20, mem_usage_kib=4 << 20,
+                reserved_mem="")
+    base.update(kw)
+    return RawHost(**base)
+
+
+def guest(used=1_000_000, total=4_000_000, seq=5, time_s=NOW, **extra):
+    attrs = {keys.GUEST_MEM_USED_KIB: str(used), keys.GUEST_MEM_TOTAL_KIB: str(total),
+             keys.GUEST_MEM_AVAILABLE_KIB: str(max(total - used, 0)) if isinstance(used, int) else "0",
+             keys.GUEST_SEQ: str(seq),
+             keys.GUEST_TIME: str(time_s)}
+    attrs.update(extra)
+    return attrs
+
+
+P = ServiceParams()
+
+
+def test_reasons_for_every_vm_left_alone():
+    h = raw_host()
+    cases = [
+        (raw_vm(state=8), "not running (state POWEROFF)"),
+        (raw_vm(lcm_state=16), "not running (LCM state UNKNOWN)"),
+        (raw_vm(lcm_state=66), "resize in progress (HOTPLUG_RESIZE)"),
+        (raw_vm(opt_out="no"), 'opted out (CLOUDVAMP="no")'),
+        (raw_vm(memory_max_mib=None), "no MEMORY_MAX in the VM template"),
+        (raw_vm(resize_mode="HOTPLUG"), "MEMORY_RESIZE_MODE=HOTPLUG (only BALLOONING is managed)"),
+        (raw_vm(vm_mad="dummy"), "VM_MAD 'dummy' has no live resize (live_resize_vm_mads)"),
+    ]
+    for vm, reason in cases:
+        assert why_unmanaged(vm, h, P, False) == reason
+    assert why_unmanaged(raw_vm(), None, P, False) == "host 0 unknown"
+    assert why_unmanaged(raw_vm(), raw_host(state=3), P, False) == "host h in state ERROR"
+    assert why_unmanaged(raw_vm(), h, P, True) == "previous resize still in flight"
+    assert why_unmanaged(raw_vm(), h, P, False) is None
+    assert why_unmanaged(raw_vm(vm_mad="cloudvamp"), h, P, False) is None
+
+
+def test_user_group_cluster_filters():
+    h = raw_host(cluster_id=5)
+    assert "users filter" in why_unmanaged(raw_vm(), h, ServiceParams(users="bob"), False)
+    assert why_unmanaged(raw_vm(), h, ServiceParams(users="bob,2"), False) is None
+    assert "groups filter" in why_unmanaged(raw_vm(), h, ServiceParams(groups="ops"), False)
+    assert why_unmanaged(raw_vm(), h, ServiceParams(groups="users"), False) is None
+    assert "clusters filter" in why_unmanaged(raw_vm(), h, ServiceParams(clusters="1"), False)
+    assert why_unmanaged(raw_vm(), h, ServiceParams(clusters="1, 5"), False) is None
+
+
+def test_valid_report_accepted():
+    report, problem, mark = onegate_report(raw_vm(user=guest()), NOMINAL, None, NOW, 120)
+    assert problem is None and report.used_kib == 1_000_000 and report.seq == 5
+    assert mark == ReportMark("5", NOW)
+
+
+def rejected(attrs):
+    report, problem, _ = onegate_report(raw_vm(user=attrs), NOMINAL, None, NOW, 120)
+    assert report is None
+    return problem
+
+
+def test_malformed_negative_impossible_rejected_with_reason():
+    assert "is not a number" in rejected(guest(used="lots"))
+    assert "is negative" in rejected(dict(guest(), **{keys.GUEST_MEM_USED_KIB: "-5"}))
+    assert "not finite" in rejected(guest(**{keys.GUEST_SWAP_IN_KIB_S: "nan"}))
+    assert "> total" in rejected(guest(used=5_000_000, total=4_000_000))
+    assert "> nominal" in rejected(guest(used=1000, total=8_000_000))
+    assert "!=" in rejected(dict(guest(), **{keys.GUEST_MEM_AVAILABLE_KIB: "100"}))
+    assert "missing" in rejected({keys.GUEST_SEQ: "1"})
+    assert "is impossibly large" in rejected(guest(**{keys.GUEST_PSI_FULL_AVG10: "101"}))
+
+
+def test_stale_when_seq_does_not_change_on_cvems_clock():
+    old = ReportMark("5", NOW - 200)
+    report, problem, mark = onegate_report(raw_vm(user=guest(seq=5)), NOMINAL, old, NOW, 120)
+    assert report is None and "stale" in problem and mark == old
+    report, problem, mark = onegate_report(raw_vm(user=guest(seq=6)), NOMINAL, old, NOW, 120)
+    assert report is not None and mark.changed_at_s == NOW
+
+
+def test_first_sight_with_old_guest_clock_waits_for_a_new_seq():
+    attrs = guest(time_s=NOW - 3600)
+    report, problem, mark = onegate_report(raw_vm(user=attrs), NOMINAL, None, NOW, 120)
+    assert report is None and "stale" in problem
+    report, _, _ = onegate_report(raw_vm(user=guest(seq=6, time_s=NOW - 3600)), NOMINAL,
+                                  mark, NOW + 10, 120)
+    assert report is not None  # the sequence moved under cvem's eyes
+
+
+def probe(usable=3_000_000, available=4_000_000, stats=NOW, swap_in=0):
+    return {keys.PROBE_USABLE_KIB: str(usable), keys.PROBE_AVAILABLE_KIB: str(available),
+            keys.PROBE_STATS_TIME: str(stats), keys.PROBE_SWAP_IN_KIB: str(swap_in),
+            keys.PROBE_BALLOON_ACTUAL_KIB: str(available)}
+
+
+def test_probe_report_and_swap_rate():
+    r, problem, mark, balloon = probe_report(1, probe(), NOMINAL, None, NOW, 120)
+    assert problem is None and r.used_kib == 1_000_000 and r.source == "probe"
+    assert balloon == 4_000_000
+    r, _, mark, _ = probe_report(1, probe(stats=NOW + 10, swap_in=5000), NOMINAL, mark,
+                                 NOW + 10, 120)
+    assert r.swap_in_kib_s == 500.0
+    assert "usable" in probe_report(1, probe(usable=5_000_000), NOMINAL, None, NOW, 120)[1]
+
+
+def cloud(vms, monitoring=None):
+    return CloudRead(vms=vms, hosts=[raw_host()], monitoring=monitoring or {})
+
+
+def test_onegate_preferred_over_probe_when_both_fresh():
+    read = cloud([raw_vm(user=guest(used=1_000_000))], {1: probe(usable=1_000_000)})
+    obs = observe(read, P, {}, NOW)
+    assert obs.snapshot.vms[0].guest.source == "onegate"
+    assert obs.snapshot.vms[0].guest.used_kib == 1_000_000
+
+
+def test_probe_used_when_onegate_stale_and_nothing_when_both_bad():
+    marks = {(1, "onegate"): ReportMark("5", NOW - 1000)}
+    read = cloud([raw_vm(user=guest(seq=5))], {1: probe()})
+    obs = observe(read, P, marks, NOW)
+    assert obs.snapshot.vms[0].guest.source == "probe"
+    read = cloud([raw_vm(user=guest(seq=5))], {1: probe(usable=9_999_999)})
+    view = observe(read, P, marks, NOW).snapshot.vms[0]
+    assert view.guest is None and "stale" in view.report_problem and "usable" in view.report_problem
+    no_fallback = ServiceParams(probe_fallback=False)
+    assert observe(cloud([raw_vm(user=guest(seq=5))], {1: probe()}), no_fallback, marks,
+                   NOW).snapshot.vms[0].guest is None
+
+
+def test_statuses_cover_every_vm_and_marks_persist_for_paused_vms():
+    marks = {(2, "onegate"): ReportMark("9", NOW - 50), (77, "onegate"): ReportMark("1", 0)}
+    read = cloud([raw_vm(vm_id=1, user=guest()), raw_vm(vm_id=2, state=8)])
+    obs = observe(read, P, marks, NOW)
+    assert [s.vm_id for s in obs.statuses] == [1, 2]
+    assert obs.statuses[1].reason.startswith("not running")
+    assert (2, "onegate") in obs.marks and (77, "onegate") not in obs.marks
+
+
+text = st.one_of(st.text(max_size=50), st.integers(-10**20, 10**20).map(str),
+                 st.floats(allow_nan=True, allow_infinity=True).map(repr))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(keys.GUEST_KEYS), text))
+def test_garbage_never_raises_and_never_yields_an_impossible_report(attrs):
+    report, problem, _ = onegate_report(raw_vm(user=attrs), NOMINAL, None, NOW, 120)
+    assert (report is None) != (problem is None)
+    if report is not None:
+        assert 0 <= report.used_kib <= report.total_kib <= NOMINAL + 65536
+        assert math.isfinite(report.swap_in_kib_s) and report.swap_in_kib_s >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(keys.PROBE_KEYS + ("TIMESTAMP",)), text))
+def test_probe_garbage_never_raises(mon):
+    report, problem, _, _ = probe_report(1, mon, NOMINAL, None, NOW, 120)
+    assert (report is None) != (problem is None)
+    if report is not None:
+        assert 0 <= report.used_kib <= report.total_kib
