@@ -101,7 +101,7 @@ def test_a_traces_folder_without_csv_is_a_clean_error(runner, tmp_path):
     result = runner.invoke(cli, ["simulate", "--traces", str(tmp_path)])
     assert result.exit_code == 1
     assert "no .csv or .csv.gz files" in (result.stderr or result.output)
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert isinstance(result.exception, SystemExit)   # a ClickException, not a traceback
 
 
 def test_a_missing_traces_folder_is_a_usage_error(runner, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from cvem.core.fleet import DEFAULT_MAX_REPORT_AGE_S, FleetHistory, obs_from_snapshot
 
-from tests.core.builders import GIB, NOW, make_guest, make_host, make_snapshot, make_vm
+from tests.core.builders import GIB, make_guest, make_host, make_snapshot, make_vm
 
 INITIAL = {"p.level": np.full(1, np.nan), "p.ring": np.zeros((1, 3)), "guard.t": np.full(1, -1.0)}
 

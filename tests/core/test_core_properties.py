@@ -23,7 +23,6 @@ from cvem.policies import available_policies, load_policy
 
 from tests.core.builders import GIB, MIB, NOW, make_hosts, make_obs, property_settings
 
-KIB = st.integers
 
 
 @st.composite

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cvem.policies import load_policy
-from cvem.sim.engine import CloudConfig, simulate
+from cvem.sim.engine import simulate
 from cvem.sim.metrics import METRIC_NAMES, RunSeries, compute_metrics
 from cvem.sim.placement import first_fit
 from cvem.sim.suite import run_suite
