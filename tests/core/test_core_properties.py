@@ -24,7 +24,6 @@ from cvem.policies import available_policies, load_policy
 from tests.core.builders import GIB, MIB, NOW, make_hosts, make_obs, property_settings
 
 
-
 @st.composite
 def fleets(draw, max_vms=10, max_hosts=3, unaligned=True):
     """Random VMs: nominal 256 MiB..64 GiB, 0 < allocated <= nominal, used anywhere in
