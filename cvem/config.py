@@ -91,6 +91,11 @@ class OneParams:
         "min": 0, "help": "VMs per vmpool.infoextended page; 0 = one request"})
     https_verify: bool = True
 
+    def validate(self) -> None:
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"[one] endpoint: {self.endpoint!r} must be an "
+                              "http(s)://host:2633/RPC2 URL")
+
 
 @dataclass(frozen=True)
 class Config:

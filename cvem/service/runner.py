@@ -242,6 +242,8 @@ class Service:
             except Exception:  # one bad cycle must not kill the service
                 LOG.exception("cycle failed")
             done += 1
+            if max_cycles is not None and done >= max_cycles:
+                break
             wait = backoff or max(period - (time.monotonic() - started), 0.0)
             stop.wait(wait)
         LOG.info("cvem stopped after %d cycle(s)", done)
