@@ -16,13 +16,17 @@ from .simulate import format_table, json_ready
 @cli.group(invoke_without_command=True)
 @click.option("--traces", type=click.Path(exists=True, file_okay=False), default=None,
               help="Bitbrains-format trace folder (e.g. ../shared/traces/bitbrains-rnd-2013-8).")
-@click.option("--policies", default=",".join(DEFAULT_POLICIES), show_default=True)
-@click.option("--scenario-vms", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--policies", default=",".join(DEFAULT_POLICIES), show_default=True,
+              help="Comma-separated policy names.")
+@click.option("--scenario-vms", type=click.IntRange(1), default=40, show_default=True,
+              help="VMs in each built-in scenario.")
 @click.option("--scenario-days", type=click.FloatRange(min=0, min_open=True), default=2.0,
-              show_default=True)
-@click.option("--scenario-step-s", type=click.FloatRange(min=1), default=10.0, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+              show_default=True, help="Length of each built-in scenario in days.")
+@click.option("--scenario-step-s", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              help="Control period of the built-in scenarios (traces always use 300 s).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Generator seed.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every workload's metrics, comparisons and plot paths as JSON.")
 @click.option("--plot-dir", type=click.Path(file_okay=False), default=None,
               help="Write per-workload PNGs: overview (allocation vs demand, frontier) and a VM.")
 @click.pass_context
