@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Set
 
+import numpy as np
+
 from .. import keys
 from ..config import Config
 from ..core.decide import decide
@@ -63,6 +65,7 @@ class Service:
         self.applier = Applier(cloud, store, self.params, clock=clock, throttle=throttle)
         self._problems: Dict[int, str] = {}
         self._failing: Optional[str] = None
+        self._previous_history = None
         self.cycles = 0
 
     # ------------------------------------------------------------------ pieces
@@ -164,6 +167,36 @@ class Service:
                 LOG.warning("host=%d cannot update RESERVED_MEM: %s", host_id, error.message)
 
     # ------------------------------------------------------------------- cycle
+    _LAST_CHANGE = "guard.last_change_s"
+
+    def _last_change_of(self, plan: Plan) -> Dict[int, float]:
+        """Each planned VM's cooldown clock as it was before this cycle."""
+        old = self._previous_history
+        col = old.columns.get(self._LAST_CHANGE) if old is not None else None
+        if col is None:
+            return {}
+        pos = {int(v): i for i, v in enumerate(old.vm_ids)}
+        return {a.vm_id: float(col[pos[a.vm_id]]) for a in plan.actions
+                if isinstance(a, Resize) and a.vm_id in pos}
+
+    def _forget_unapplied(self, previous: Dict[int, float], applied: Set[int],
+                          now_s: float) -> None:
+        """The core stamps every planned change as done; a resize that was deferred by the
+        rate limit, skipped or refused did not happen, so its VM must not sit in cooldown."""
+        col = self.history.columns.get(self._LAST_CHANGE)
+        if col is None:
+            return
+        col = np.array(col, copy=True)
+        changed = False
+        for i, vm_id in enumerate(self.history.vm_ids):
+            vm_id = int(vm_id)
+            if col[i] == now_s and vm_id not in applied:
+                col[i] = previous.get(vm_id, -np.inf)
+                changed = True
+        if changed:
+            self.history = self.history.with_columns(**{self._LAST_CHANGE: col})
+            self.store.save_cycle(self.history, self.marks)
+
     def cycle(self, dry_run: Optional[bool] = None) -> CycleReport:
         dry_run = self.params.dry_run if dry_run is None else dry_run
         t0 = time.perf_counter()
@@ -183,15 +216,21 @@ class Service:
         self._log_report_problems(obs)
         # Write-ahead: the state this plan was made from, before acting on it.
         self.store.save_cycle(new_history, obs.marks)
+        self._previous_history = self.history
         self.history, self.marks = new_history, dict(obs.marks)
         written_reserved: Dict[int, str] = {}
         planned = {a.vm_id: to_mib(a.to_kib) for a in plan.actions
                    if isinstance(a, Resize) and a.is_grow}
         self._lend(obs, planned, True, written_reserved)   # lower before any grow
+        previous = self._last_change_of(plan)
         try:
             result = self.applier.apply(plan)
-        finally:
-            t3 = time.perf_counter()
+        except (Unreachable, AuthFailed):
+            # A resize whose reply was lost may have happened: keep its VM's cooldown.
+            self._forget_unapplied(previous, set(self.store.load_inflight()), now_s)
+            raise
+        t3 = time.perf_counter()
+        self._forget_unapplied(previous, {a.vm_id for a in result.applied}, now_s)
         for need in plan.needs_room + tuple(result.needs_room):
             LOG.info("vm=%d host=%d needs_room missing_kib=%d urgent=%s reason=%s",
                      need.vm_id, need.host_id, need.missing_kib, need.urgent, need.reason)
