@@ -82,3 +82,54 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
         with open(json_path, "w") as fh:
             json.dump(doc, fh, indent=2)
         click.echo(f"wrote {json_path}", err=True)
+
+
+@bench.command("scale")
+@click.option("--vms", type=click.IntRange(1), default=10000, show_default=True,
+              help="VMs in the generated pool (the largest size of the series).")
+@click.option("--hosts", type=click.IntRange(1), default=None,
+              help="Hosts (default: one per 10 VMs).")
+@click.option("--series/--no-series", default=True, show_default=True,
+              help="Also time 100 and 1,000 VMs (same VM:host ratio) to check linear growth.")
+@click.option("--pyone/--no-pyone", "with_pyone", default=True, show_default=True,
+              help="Also time pyone's typed bindings on the same XML.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the largest size's figures (and the series) as JSON.")
+def scale(vms, hosts, series, with_pyone, json_path):
+    """Time one full control cycle on a generated oned-7.4-shaped cloud.
+
+    Parse (the project's lxml parser beside pyone's typed bindings), observe, decide and plan,
+    and peak memory, each size in a fresh process.
+
+    \b
+    Example:
+      cvem bench scale --vms 10000 --hosts 1000 --json scale.json
+    """
+    from ..bench.scale import linearity, run_in_child
+    ratio = (hosts or max(1, vms // 10)) / vms
+    sizes = sorted({n for n in (100, 1000) if series and n < vms} | {vms})
+    rows = []
+    for n in sizes:
+        h = hosts if n == vms and hosts else max(1, int(round(n * ratio)))
+        try:
+            row = run_in_child("cycle", n, h)
+            if with_pyone:
+                row.update(run_in_child("pyone", n, h))
+        except (RuntimeError, OSError) as e:
+            raise click.ClickException(str(e))
+        rows.append(row)
+        click.echo(f"{n:>7} VMs {h:>5} hosts: parse {row['parse_s']:.3f} s"
+                   + (f" (pyone {row['parse_pyone_s']:.3f} s)" if with_pyone else "")
+                   + f", observe {row['observe_s']:.3f} s, decide+plan {row['decide_plan_s']:.3f} s"
+                     f" (first cycle {row['decide_plan_first_s']:.3f} s), peak {row['peak_rss_mb']:.0f} MB,"
+                     f" {row['xml_mb']} MB of XML")
+    result = dict(rows[-1])
+    result["series"] = rows
+    result["time_per_vm_ratio_largest_to_smallest"] = linearity(rows)
+    if len(rows) > 1:
+        click.echo(f"time per VM, largest ÷ smallest size (1.0 = linear): "
+                   f"{result['time_per_vm_ratio_largest_to_smallest']}")
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(result, fh, indent=2)
+        click.echo(f"wrote {json_path}", err=True)
