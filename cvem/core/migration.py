@@ -177,10 +177,17 @@ def record_demand(state: MigrationState, host_ids: np.ndarray, host_demand_kib: 
 
 
 def host_demand_kib(obs: FleetObs, n_hosts: int, extra_kib: Optional[np.ndarray] = None) -> np.ndarray:
-    """Σ guest need per host; a VM without a report counts at its allocation (what it may use)."""
+    """Σ guest need per host; NaN for a host with a guest whose need is unknown.
+
+    Unknown is not "as much as it holds": counting a silent guest at its allocation would
+    make every host look overloaded after a restart of cvem (every report missing) and start
+    a migration storm. Such a host is judged on the grows it owes only, until all report.
+    """
     need = obs.need_kib()
-    need = np.where(np.isfinite(need), need, obs.allocated_kib.astype(np.float64))
-    out = np.bincount(obs.host_index, weights=need, minlength=n_hosts)
+    known = np.isfinite(need)
+    out = np.bincount(obs.host_index, weights=np.where(known, need, 0.0), minlength=n_hosts)
+    unknown = np.bincount(obs.host_index, weights=~known, minlength=n_hosts) > 0
+    out[unknown] = np.nan
     if extra_kib is not None:
         out = out + extra_kib
     return out

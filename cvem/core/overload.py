@@ -104,14 +104,12 @@ class HostLoad:
         return np.maximum(self.forecast_kib - self.limit_kib, 0.0)
 
 
-def _last_valid(history_kib: np.ndarray) -> np.ndarray:
-    """The newest non-NaN sample of each row (NaN if none)."""
-    ok = np.isfinite(history_kib)
+def _newest(history_kib: np.ndarray) -> np.ndarray:
+    """This cycle's sample of each row. NaN (some guest's need unknown now) means no
+    forecast: an older sample must not stand in for a host whose guests went silent."""
     if history_kib.shape[1] == 0:
         return np.full(history_kib.shape[0], np.nan)
-    idx = np.where(ok, np.arange(history_kib.shape[1]), -1).max(axis=1)
-    out = history_kib[np.arange(history_kib.shape[0]), np.maximum(idx, 0)]
-    return np.where(idx >= 0, out, np.nan)
+    return history_kib[:, -1]
 
 
 def detect(detector: Detector, history_kib: np.ndarray, times_s: np.ndarray,
@@ -121,11 +119,12 @@ def detect(detector: Detector, history_kib: np.ndarray, times_s: np.ndarray,
     ``history_kib`` [host, samples] oldest first (NaN = unknown), ``times_s`` [samples] when
     each sample was taken, ``usable_kib`` [host] physical minus reserve, ``horizon_s`` [host]
     how far ahead to look (the host's migration time; used by ``local-regression``).
-    A host with no history is never overloaded by forecast (its grows still count).
+    A host without this cycle's sample is never overloaded by forecast (its grows still
+    count).
     """
     usable = np.asarray(usable_kib, dtype=np.float64)
     p = detector.params
-    last = _last_valid(history_kib)
+    last = _newest(history_kib)
     no_data = ~np.isfinite(last)
     last = np.where(no_data, 0.0, last)
     inf = np.full(usable.shape, np.inf)
