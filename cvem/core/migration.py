@@ -11,7 +11,8 @@ Each cycle, after the planner (:mod:`cvem.core.planner`) has granted every grow 
    ``fewest`` (fewest migrations that clear the overload: the smallest VM that clears it alone,
    else the largest first). Unlike the original (B5) the selection continues until the
    moves clear the overload. VMs that are growing this cycle come last: moving a starving
-   guest freezes it (oned refuses a resize in MIGRATE) and it waits longer.
+   guest freezes it (oned refuses a resize in MIGRATE) and it waits longer. A VM resized
+   this cycle is not moved in it (oned refuses a migrate in HOTPLUG_RESIZE).
 3. **Place** each selected VM on a host of the same cluster, never the source, with physical
    room for the VM (and for the grow it still owes) and oned room for its current MEMORY
    (``one.vm.migrate(..., enforce=True)`` tests the VM's template MEMORY = its allocation).
@@ -44,7 +45,7 @@ from .fleet import FleetObs, HostColumns
 from .model import KIB_PER_GIB
 from .overload import Detector, HostLoad, detect, load_detector
 from .params import build_params
-from .planner import PHASE_GROW_AFTER_SHRINK, PHASE_GROW_NOW, PlanColumns
+from .planner import PHASE_GROW_AFTER_SHRINK, PHASE_GROW_NOW, PHASE_NONE, PlanColumns
 
 SELECTIONS = ("least-memory", "fewest")
 MIGRATION_REASONS = ("owed-grow", "forecast", "consolidate")
@@ -316,7 +317,10 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
         moved_recently = np.isin(obs.vm_ids, recent)
     else:
         moved_recently = np.zeros(obs.size, bool)
-    movable = ~in_flight & (~moved_recently | starving) & (obs.nominal_kib > 0)
+    # A VM resized this cycle is not moved in the same cycle: oned refuses a migrate while
+    # the resize runs (HOTPLUG_RESIZE), so the plan would fail half-way.
+    movable = ~in_flight & (~moved_recently | starving) & (obs.nominal_kib > 0) \
+        & (plan.phase == PHASE_NONE)
     grower = (plan.missing_kib > 0) | (plan.phase == PHASE_GROW_NOW) \
         | (plan.phase == PHASE_GROW_AFTER_SHRINK)
     vm_need = obs.need_kib()
