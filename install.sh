@@ -304,6 +304,10 @@ uninstall() {
   remove_block "$ETC_DIR/monitord.conf"
   remove_block "$ETC_DIR/oned.conf"
   [ -f "$SYSTEMD_DIR/$UNIT_NAME" ] && run rm -f "$SYSTEMD_DIR/$UNIT_NAME"
+  if [ -f "$CONFIG_FILE" ] && [ -f "$SRC/etc/cvem.conf" ]; then
+    if cmp -s "$CONFIG_FILE" "$SRC/etc/cvem.conf"; then run rm -f "$CONFIG_FILE"
+    else say "keeping $CONFIG_FILE (it was edited)"; fi
+  fi
   if [ -f "$VENV/$VENV_MARK" ]; then run rm -rf "$VENV"
   elif [ -d "$VENV" ]; then say "keeping $VENV (not created by install.sh)"; fi
   say "cloudvamp removed$([ $DRY_RUN = 1 ] && echo " (dry run: nothing was changed)"). Restart OpenNebula, move hosts back to -i kvm -v kvm, then onehost sync -f."

@@ -128,6 +128,20 @@ def test_uninstall_dry_run_writes_nothing(fake):
     assert "would run: rm -rf" in result.stdout
 
 
+def test_sample_cvem_conf_is_installed_once_and_kept_when_edited(fake):
+    sample = hostkit.REPO / "etc" / "cvem.conf"
+    if not sample.is_file():
+        pytest.skip("no etc/cvem.conf sample in this tree yet")
+    run_install(fake, *COMMON)
+    installed = fake.etc / "cvem.conf"
+    assert installed.read_bytes() == sample.read_bytes()
+    installed.write_text(installed.read_text() + "\n# edited by the operator\n")
+    run_install(fake, *COMMON)
+    assert "edited by the operator" in installed.read_text()
+    result = run_install(fake, "--uninstall")
+    assert installed.is_file() and "keeping %s" % installed in result.stdout
+
+
 def test_edited_settings_survive_reinstall(fake):
     run_install(fake, *COMMON)
     rc = fake.remotes / "etc/vmm/cloudvamp/cloudvamprc"
