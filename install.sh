@@ -10,7 +10,7 @@
 #             <prefix>/vmm/cloudvamp/                       kvm actions linked, ours: resize, migrate
 #             <prefix>/etc/vmm/cloudvamp/cloudvamprc        host settings (kept if already there)
 #   package   python venv with cvem (pip install of this source tree) at --venv
-#   service   <systemd-dir>/cloudvamp-cvem.service running `cvem run --config <etc>/cvem.conf`
+#   service   <systemd-dir>/cloudvamp-cvem.service running `cvem --config <etc>/cvem.conf run`
 #   config    IM_MAD block in <etc>/monitord.conf, VM_MAD block (LIVE_RESIZE="yes") in <etc>/oned.conf
 #
 # Options:

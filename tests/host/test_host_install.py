@@ -83,7 +83,7 @@ def test_config_blocks_parse_and_register_the_drivers(fake):
 def test_systemd_unit_runs_cvem(fake):
     run_install(fake, *COMMON)
     unit = (fake.systemd / "cloudvamp-cvem.service").read_text()
-    assert "ExecStart=%s/bin/cvem run --config %s/cvem.conf" % (fake.root / "venv", fake.etc) in unit
+    assert "ExecStart=%s/bin/cvem --config %s/cvem.conf run" % (fake.root / "venv", fake.etc) in unit
     assert "@" not in unit
 
 
@@ -185,3 +185,21 @@ def test_installs_the_cvem_package_into_a_venv(fake):
     assert "cvem.cli" in cvem.read_text()
     run_install(fake, "--uninstall")
     assert not (fake.root / "venv").exists()
+
+
+def test_unit_command_line_is_accepted_by_cvem(fake, tmp_path):
+    """The unit's arguments, handed to this tree's cvem (with --help so nothing runs)."""
+    import shlex
+    import sys
+    run_install(fake, *COMMON)
+    unit = (fake.systemd / "cloudvamp-cvem.service").read_text()
+    exec_start = next(line.split("=", 1)[1] for line in unit.splitlines()
+                      if line.startswith("ExecStart="))
+    arguments = shlex.split(exec_start)[1:]
+    config = tmp_path / "cvem.conf"
+    config.write_text("")
+    arguments[arguments.index("--config") + 1] = str(config)
+    cvem = Path(sys.executable).parent / "cvem"
+    result = subprocess.run([str(cvem)] + arguments + ["--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: cvem run" in result.stdout
