@@ -30,7 +30,8 @@ def test_done_when_command(onegate, fake_proc):
     assert template["CLOUDVAMP_SWAP_USED_KIB"] == "0"
     assert template["CLOUDVAMP_SWAP_IN_KIB_S"] == "0.0"
     assert template["CLOUDVAMP_PSI_SOME_AVG10"] == "0.00"
-    assert template["CLOUDVAMP_SEQ"] == "1"
+    # SEQ starts at the wall-clock second, so a restarted publisher never repeats one
+    assert abs(int(template["CLOUDVAMP_SEQ"]) - int(template["CLOUDVAMP_TIME"])) <= 5
     assert int(template["CLOUDVAMP_TIME"]) > 1600000000
     [request] = onegate.requests
     assert (request.method, request.path, request.status, request.body_form) == (
@@ -106,7 +107,7 @@ def test_credentials_from_one_env_file(onegate, fake_proc, tmp_path):
         env={"PATH": os.environ["PATH"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         universal_newlines=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    assert onegate.user_templates.get(VM_ID)["CLOUDVAMP_SEQ"] == "1"
+    assert int(onegate.user_templates.get(VM_ID)["CLOUDVAMP_SEQ"]) > 1600000000
 
 
 def test_loop_publishes_repeatedly_then_stops_after_cycles(onegate, fake_proc):
@@ -114,7 +115,8 @@ def test_loop_publishes_repeatedly_then_stops_after_cycles(onegate, fake_proc):
                            "--interval", "0.05", "--heartbeat", "0", "--cycles", "5")
     assert result.returncode == 0, result.stderr
     assert [r.status for r in onegate.requests] == [200] * 5
-    assert onegate.user_templates.get(VM_ID)["CLOUDVAMP_SEQ"] == "5"
+    seqs = [int(r.attrs["CLOUDVAMP_SEQ"]) for r in onegate.requests]
+    assert seqs == list(range(seqs[0], seqs[0] + 5))
 
 
 def test_loop_survives_onegate_errors(onegate, fake_proc):
@@ -126,7 +128,10 @@ def test_loop_survives_onegate_errors(onegate, fake_proc):
     assert [r.status for r in onegate.requests] == [500, 500, 200, 200]
     assert "oned is busy" in result.stderr
     assert "publishing again after 2 failed attempt(s)" in result.stderr
-    assert onegate.user_templates.get(VM_ID)["CLOUDVAMP_SEQ"] == "4"
+    # SEQ counts attempts: the two refused ones used up two numbers
+    third, fourth = (int(r.attrs["CLOUDVAMP_SEQ"]) for r in onegate.requests[2:])
+    assert fourth == third + 1
+    assert onegate.user_templates.get(VM_ID)["CLOUDVAMP_SEQ"] == str(fourth)
 
 
 def _other_pythons():
