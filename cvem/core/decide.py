@@ -10,7 +10,7 @@ import numpy as np
 
 from ..policies.base import Policy
 from .fleet import FleetHistory, FleetObs, HostColumns, obs_from_snapshot
-from .guards import REASONS, GuardParams, apply_guards, guard_initial_state
+from .guards import LAST_CHANGE_COLUMN, REASONS, GuardParams, apply_guards, guard_initial_state
 from .model import Migrate, NeedsRoom, Plan, Resize, Snapshot
 from .planner import PHASE_NONE, PlanColumns, host_room_kib, plan_columns
 
@@ -38,7 +38,7 @@ class Decider:
         history = history.aligned(obs.vm_ids, self._initial)
         state = history.select("policy")
         proposed, new_state = self.policy.propose(obs, state)
-        last_change = history.columns["guard.last_change_s"]
+        last_change = history.columns[LAST_CHANGE_COLUMN]
         target, reason = apply_guards(obs, proposed, last_change, self.guard_params)
         known = obs.report_ok & np.isfinite(obs.used_kib)
         below_floor = known & (obs.allocated_kib < obs.used_kib + obs.deficit_kib)
@@ -48,7 +48,7 @@ class Decider:
         changed = plan.granted_kib != obs.allocated_kib
         new_last = np.where(changed, obs.now_s, last_change)
         cols = {f"policy.{k}": v for k, v in new_state.items()}
-        cols["guard.last_change_s"] = new_last
+        cols[LAST_CHANGE_COLUMN] = new_last
         return CycleColumns(target_kib=target, reason=reason, plan=plan, urgent=urgent,
                             history=history.with_columns(**cols))
 

@@ -53,8 +53,13 @@ class GuardParams:
             raise ConfigError("guard sizes must not be negative")
 
 
+# History column holding when each VM's allocation last changed (cooldown clock). The
+# service resets it for planned changes that were never carried out.
+LAST_CHANGE_COLUMN = "guard.last_change_s"
+
+
 def guard_initial_state():
-    return {"guard.last_change_s": np.full(1, -np.inf)}
+    return {LAST_CHANGE_COLUMN: np.full(1, -np.inf)}
 
 
 def apply_guards(obs: FleetObs, proposed_kib: np.ndarray, last_change_s: np.ndarray,

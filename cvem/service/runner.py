@@ -18,6 +18,7 @@ import numpy as np
 from .. import keys
 from ..config import Config
 from ..core.decide import decide
+from ..core.guards import LAST_CHANGE_COLUMN
 from ..core.model import KIB_PER_MIB, Plan, Resize
 from ..errors import AdapterError
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
@@ -167,7 +168,7 @@ class Service:
                 LOG.warning("host=%d cannot update RESERVED_MEM: %s", host_id, error.message)
 
     # ------------------------------------------------------------------- cycle
-    _LAST_CHANGE = "guard.last_change_s"
+    _LAST_CHANGE = LAST_CHANGE_COLUMN
 
     def _last_change_of(self, plan: Plan) -> Dict[int, float]:
         """Each planned VM's cooldown clock as it was before this cycle."""
