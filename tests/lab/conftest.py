@@ -53,6 +53,10 @@ LAB_KVM_MIGRATE = textwrap.dedent("""\
     virsh -q -c "$LIBVIRT_URI" migrate --live "$DEPLOY_ID" "$QEMU_PROTOCOL://$DST/system" || exit 1
     if [ "$CLOUDVAMP_LAB_LOSE_BALLOON" = 1 ]; then
         virsh -q -c "$QEMU_PROTOCOL://$DST/system" setmem "$DEPLOY_ID" {max_kib} --live >/dev/null
+        for i in $(seq 1 100); do   # until it has really arrived deflated
+            virsh -q -c "$QEMU_PROTOCOL://$DST/system" dommemstat "$DEPLOY_ID" | grep -qx "actual {max_kib}" && break
+            sleep 0.1
+        done
     fi
     """).format(max_kib=GUEST_MAX_MIB * 1024)
 

@@ -38,24 +38,33 @@ def read_source_balloon_kib(settings, deploy_id, stdin_bytes):
 
 
 def hold_balloon_on_destination(settings, deploy_id, dst_host, target_kib):
+    """Re-assert the balloon target on the destination and wait until it is reached.
+
+    The target is always set again, even when the balloon looks right: 'actual' is only
+    where the balloon is now, not where it is heading (a balloon already deflating towards
+    maxMemory can still read the old size for a moment), and libvirt shows no target.
+    Setting an unchanged target is a no-op for qemu.
+    """
     dest_uri = settings.migrate_dest_uri.replace("{host}", dst_host)
     lv = BoundedLibvirt(dest_uri, settings.libvirt_call_timeout_s)
     try:
         dom = lv.lookup_domain(deploy_id)
         _state, max_kib, _current_kib = domain_memory_kib(lv, dom)
         target_kib = min(target_kib, max_kib)
-        actual_kib = balloon_actual_kib(lv, dom)
-        if abs(actual_kib - target_kib) <= settings.balloon_tolerance_kib:
-            log_info("balloon of %s held across migration to %s: %d KiB"
-                     % (deploy_id, dst_host, actual_kib))
-            return
-        log_info("balloon of %s is %d KiB on %s after migration, setting it back to %d KiB"
-                 % (deploy_id, actual_kib, dst_host, target_kib))
+        arrived_kib = balloon_actual_kib(lv, dom)
+        held = abs(arrived_kib - target_kib) <= settings.balloon_tolerance_kib
+        if not held:
+            log_info("balloon of %s is %d KiB on %s after migration, setting it back to %d KiB"
+                     % (deploy_id, arrived_kib, dst_host, target_kib))
         set_balloon(lv, dom, target_kib)
         actual_kib, waited_s = wait_for_balloon(lv, dom, target_kib, settings.balloon_tolerance_kib,
                                                 settings.resize_timeout_s)
-        log_info("balloon of %s restored on %s: %d KiB after %.2f s"
-                 % (deploy_id, dst_host, actual_kib, waited_s))
+        if held:
+            log_info("balloon of %s held across migration to %s: %d KiB"
+                     % (deploy_id, dst_host, actual_kib))
+        else:
+            log_info("balloon of %s restored on %s: %d KiB after %.2f s"
+                     % (deploy_id, dst_host, actual_kib, waited_s))
     finally:
         lv.close()
 
