@@ -83,6 +83,16 @@ def prepare(workload: Workload, cloud: CloudConfig) -> Admitted:
                  after_s=cloud.admit_after_s, interval_s=cloud.admit_interval_s)
 
 
+def _need_ahead_kib(demand: np.ndarray, max_move_kib: float) -> np.ndarray:
+    """What the oracle must hold at each period so the balloon, moving at most
+    ``max_move_kib`` per period, meets every later demand in time:
+    need[t] = max(demand[t], need[t+1] − max_move)."""
+    need = demand.astype(np.float64)
+    for t in range(need.shape[1] - 2, -1, -1):
+        np.maximum(need[:, t], need[:, t + 1] - max_move_kib, out=need[:, t])
+    return need
+
+
 def simulate(workload: Workload, policy: Policy, cloud: CloudConfig = CloudConfig(),
              placement: Optional[Placement] = None,
              progress: Optional[Callable[[int], None]] = None,
@@ -111,6 +121,8 @@ def simulate(workload: Workload, policy: Policy, cloud: CloudConfig = CloudConfi
     first_report = workload.info.get("first_report_step")
     first_report = np.asarray(first_report) if first_report is not None else None
     oracle = policy.simulation_only
+    if oracle:
+        oracle_need = _need_ahead_kib(demand, workload.step_s * cloud.balloon_kib_s)
 
     mig_cfg = None
     if cloud.migrations:
@@ -153,7 +165,7 @@ def simulate(workload: Workload, policy: Policy, cloud: CloudConfig = CloudConfi
 
         sl = slice(0, n)
         if oracle:
-            seen = demand[sl, t].astype(np.float64)
+            seen = oracle_need[sl, t]
             used, deficit = seen, np.zeros(n)
             report_ok = np.ones(n, dtype=bool)
             future = seen

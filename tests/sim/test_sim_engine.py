@@ -106,9 +106,6 @@ def test_oracle_is_never_short_on_scenarios(scenario):
     assert m["shortfall_interval_pct"] == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="balloon speed: a 16 GiB guest surging by more than "
-                   "balloon_kib_s × step_s (10 GiB at 10 s) is short for one period even "
-                   "for the oracle, which only sees the period it sizes")
 def test_oracle_is_never_short_on_a_sync_surge():
     w = generate("sync-surge", vms=40, days=0.5, step_s=10, seed=7)
     assert simulate(w, load_policy("oracle")).metrics["shortfall_interval_pct"] == 0.0
