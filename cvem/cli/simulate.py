@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import math
 import time
 
@@ -141,7 +142,7 @@ def simulate(traces, scenario, vms, days, step_s, policies, seed, host_gib, rese
                        f"{summary.get('peak_nominal_over_capacity')}x)", err=True)
         total = workload.steps * len(names)
         long_run = total * workload.vms > 2_000_000
-        bar = click.progressbar(length=total, label="simulating", file=click.get_text_stream("stderr")) \
+        bar = click.progressbar(length=total, label="simulating", file=sys.stderr) \
             if long_run else None
         done = {"n": 0}
 
