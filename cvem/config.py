@@ -1,11 +1,13 @@
 """cvem's configuration file: INI sections validated into frozen dataclasses at start-up.
 
 Sections: ``[cvem]`` (the service), ``[one]`` (how to reach oned), ``[guards]`` (overrides of
-the shared guards, see :class:`cvem.core.guards.GuardParams`) and ``[policy:<name>]`` (the
-parameters of the policy named in ``[cvem] policy``). Any unknown section or key, and any
-value of the wrong type or out of range, is a :class:`~cvem.errors.ConfigError` naming it.
-Precedence: in-code defaults < file < command-line options. ``etc/cvem.conf`` is the
-commented reference.
+the shared guards, see :class:`cvem.core.guards.GuardParams`), ``[policy:<name>]`` (the
+parameters of the policy named in ``[cvem] policy``), ``[migration]`` (overload protection:
+``enabled`` plus :class:`cvem.core.migration.MigrationParams`) and ``[overload:<name>]``
+(the parameters of the detector named in ``[migration] detector``). Any unknown section or
+key, and any value of the wrong type or out of range, is a
+:class:`~cvem.errors.ConfigError` naming it. Precedence: in-code defaults < file <
+command-line options. ``etc/cvem.conf`` is the commented reference.
 """
 from __future__ import annotations
 
@@ -98,12 +100,57 @@ class OneParams:
 
 
 @dataclass(frozen=True)
+class MigrationSwitch:
+    """The ``[migration]`` keys that are the service's, not the planner's."""
+
+    enabled: bool = field(default=True, metadata={
+        "help": "live-migrate VMs off a host that cannot give its guests their memory; "
+                "no: resizes only, grows that do not fit are logged as needs_room"})
+
+
+def build_migration_config(values: Mapping[str, Any],
+                           detectors: Mapping[str, Mapping[str, Any]]):
+    """(enabled, :class:`cvem.core.migration.MigrationConfig`) from ``[migration]`` and
+    ``[overload:<name>]``; errors name the section and key."""
+    import dataclasses
+
+    from .core.migration import MigrationParams, load_migration_config
+    from .core.overload import DETECTORS, load_detector
+    values = dict(values)
+    switch_keys = {f.name for f in dataclasses.fields(MigrationSwitch)}
+    known = switch_keys | {f.name for f in dataclasses.fields(MigrationParams)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"[migration] unknown parameter(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    switch = build_params(MigrationSwitch, {k: v for k, v in values.items()
+                                            if k in switch_keys}, "migration")
+    rest = {k: v for k, v in values.items() if k not in switch_keys}
+    for name, params in detectors.items():
+        if name not in DETECTORS:
+            raise ConfigError(f"[overload:{name}]: unknown overload detector; choose from "
+                              f"{', '.join(sorted(DETECTORS))}")
+        load_detector(name, params)   # fail early, naming the key
+    detector = str(rest.get("detector", MigrationParams.detector)).strip()
+    if detector not in DETECTORS:
+        raise ConfigError(f"[migration] detector={detector!r}; choose from "
+                          f"{', '.join(sorted(DETECTORS))}")
+    return switch.enabled, load_migration_config(rest, detectors.get(detector, {}))
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceParams = field(default_factory=ServiceParams)
     one: OneParams = field(default_factory=OneParams)
     guards: Mapping[str, str] = field(default_factory=dict)
     policies: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: str = "(defaults)"
+    migration: Mapping[str, str] = field(default_factory=dict)
+    detectors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def build_migration(self):
+        """(enabled, MigrationConfig) from ``[migration]`` and ``[overload:<name>]``."""
+        return build_migration_config(self.migration, self.detectors)
 
     def policy_values(self, name: Optional[str] = None) -> Mapping[str, str]:
         return self.policies.get(name or self.service.policy, {})
@@ -138,19 +185,25 @@ def parse_config(text: str, source: str = "<text>") -> Config:
         raise ConfigError(f"{source}: {error}") from None
     sections: Dict[str, Dict[str, Any]] = {s: dict(parser[s]) for s in parser.sections()}
     policies: Dict[str, Dict[str, str]] = {}
+    detectors: Dict[str, Dict[str, str]] = {}
     for name in list(sections):
         if name.startswith("policy:"):
             policies[name.split(":", 1)[1].strip()] = sections.pop(name)
-    unknown = sorted(set(sections) - {"cvem", "one", "guards"})
+        elif name.startswith("overload:"):
+            detectors[name.split(":", 1)[1].strip()] = sections.pop(name)
+    unknown = sorted(set(sections) - {"cvem", "one", "guards", "migration"})
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {', '.join('[%s]' % u for u in unknown)}"
-                          "; known: [cvem], [one], [guards], [policy:<name>]")
+                          "; known: [cvem], [one], [guards], [policy:<name>], [migration], "
+                          "[overload:<name>]")
     service = build_params(ServiceParams, sections.get("cvem", {}), "cvem")
     one = build_params(OneParams, sections.get("one", {}), "one")
     guards = sections.get("guards", {})
     build_params(GuardParams, guards, "guards")  # fail early, naming the key
-    config = Config(service=service, one=one, guards=guards, policies=policies, source=source)
+    config = Config(service=service, one=one, guards=guards, policies=policies, source=source,
+                    migration=sections.get("migration", {}), detectors=detectors)
     config.build_decider()  # the policy exists and its parameters are valid
+    config.build_migration()  # so do the detector and the migration settings
     return config
 
 

@@ -41,24 +41,57 @@ def _fail(error: Exception):
     raise click.ClickException(str(error))
 
 
+LCM_NAMES = {3: "RUNNING", 4: "MIGRATE", 7: "SAVE_MIGRATE", 8: "PROLOG_MIGRATE",
+             16: "UNKNOWN", 66: "HOTPLUG_RESIZE"}
+
+
 def _mib(kib):
     return None if kib is None else int(kib) // 1024
 
 
 def plan_rows(report):
+    """One row per planned action; every row has the same keys. A migrate row's
+    ``from_mib``/``to_mib`` are the VM's MEMORY (what it moves with, unchanged by the move),
+    ``host`` its source and ``to_host`` its target; ``to_host`` is null on other rows."""
     rows = []
+    raw_vms = report.observation.raw_vms
     for a in report.plan.actions:
         if hasattr(a, "to_kib"):
             rows.append({"vm": a.vm_id, "host": a.host_id, "action": a.action,
                          "from_mib": _mib(a.from_kib), "to_mib": _mib(a.to_kib),
-                         "reason": a.reason})
-        else:  # a migration chosen by overload protection
+                         "reason": a.reason, "to_host": None})
+        else:  # a live migration chosen by overload protection
+            raw = raw_vms.get(a.vm_id)
+            size = raw.memory_mib if raw is not None else None
             rows.append({"vm": a.vm_id, "host": a.from_host_id, "action": "migrate",
-                         "from_mib": None, "to_mib": None,
-                         "reason": f"{a.reason} -> host {a.to_host_id}"})
+                         "from_mib": size, "to_mib": size, "reason": a.reason,
+                         "to_host": a.to_host_id})
     for n in report.plan.needs_room:
         rows.append({"vm": n.vm_id, "host": n.host_id, "action": "needs-room",
-                     "from_mib": None, "to_mib": _mib(n.missing_kib), "reason": n.reason})
+                     "from_mib": None, "to_mib": _mib(n.missing_kib), "reason": n.reason,
+                     "to_host": None})
+    return rows
+
+
+def migration_rows(report):
+    """The live migrations cvem started and has not seen finished (state DB), as oned
+    shows them now."""
+    rows = []
+    raw_vms = report.observation.raw_vms
+    for m in report.migrations_in_flight:
+        raw = raw_vms.get(m.vm_id)
+        if raw is None:
+            state = "gone"
+        elif raw.state == 3:
+            state = LCM_NAMES.get(raw.lcm_state, str(raw.lcm_state))
+        else:
+            state = f"state {raw.state}"
+        rows.append({"vm": m.vm_id, "from_host": m.from_host_id, "to_host": m.to_host_id,
+                     "size_mib": _mib(m.size_kib), "reason": m.reason,
+                     "started_s": m.started_s,
+                     "age_s": round(max(report.now_s - m.started_s, 0.0), 1),
+                     "oned_state": state,
+                     "oned_host": raw.host_id if raw is not None else None})
     return rows
 
 
@@ -84,7 +117,7 @@ def status_document(report):
             "nominal_mib": _mib(st.nominal_kib), "current_mib": _mib(st.allocated_kib),
             "guest_used_mib": _mib(st.guest_used_kib), "source": st.guest_source,
             "managed": st.managed, "reason": st.reason, "report_problem": st.report_problem})
-    return {"hosts": hosts, "vms": vms}
+    return {"hosts": hosts, "vms": vms, "migrations": migration_rows(report)}
 
 
 def _table(rows, columns):
@@ -102,7 +135,8 @@ def _table(rows, columns):
 @click.option("--dry-run", is_flag=True, help="Plan and log, never act (overrides config).")
 @click.pass_context
 def run(ctx, once, dry_run):
-    """Run the cvem service: every period read the cloud, decide, resize VMs.
+    """Run the cvem service: every period read the cloud, decide, resize VMs and (unless
+    [migration] enabled = no) live-migrate VMs off hosts that cannot grow their guests.
 
     Stops cleanly on SIGTERM/SIGINT (the cycle in progress finishes first). State
     (histories, report freshness, in-flight actions) lives in [cvem] state_db.
@@ -156,15 +190,17 @@ def plan(ctx, as_json):
     if not rows:
         click.echo("nothing to do")
         return
-    click.echo(_table(rows, ("vm", "host", "action", "from_mib", "to_mib", "reason")))
+    click.echo(_table(rows, ("vm", "host", "action", "from_mib", "to_mib", "reason",
+                             "to_host")))
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help='Print {"hosts": [...], "vms": [...]}.')
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"hosts": [...], "vms": [...], "migrations": [...]}.')
 @click.pass_context
 def status(ctx, as_json):
-    """Hosts (physical, MAX_MEM, MEM_USAGE, reclaimed) and VMs (nominal, current, guest
-    used, managed or why not), as cvem sees them now.
+    """Hosts (physical, MAX_MEM, MEM_USAGE, reclaimed), VMs (nominal, current, guest
+    used, managed or why not) and live migrations in flight, as cvem sees them now.
 
     \b
     Example:
@@ -183,6 +219,12 @@ def status(ctx, as_json):
     click.echo("")
     click.echo(_table(doc["vms"], ("vm", "name", "host", "state", "nominal_mib", "current_mib",
                                    "guest_used_mib", "managed", "reason")))
+    click.echo("")
+    if doc["migrations"]:
+        click.echo(_table(doc["migrations"], ("vm", "from_host", "to_host", "size_mib",
+                                              "reason", "age_s", "oned_state", "oned_host")))
+    else:
+        click.echo("no live migration in flight")
 
 
 @cli.command("check-config")
@@ -201,4 +243,14 @@ def check_config(ctx):
     s = config.service
     click.echo(f"{config.source}: OK (policy {s.policy}, period {s.period_s:g} s, "
                f"state_db {s.state_db}, live resize VM_MADs {', '.join(s.vm_mads)}, "
-               f"lend_ratio {s.lend_ratio:g}{' (off)' if s.lend_ratio >= 1 else ''})")
+               f"lend_ratio {s.lend_ratio:g}{' (off)' if s.lend_ratio >= 1 else ''}, "
+               f"{_migration_summary(config)})")
+
+
+def _migration_summary(config: Config) -> str:
+    enabled, mig = config.build_migration()
+    if not enabled:
+        return "migrations off"
+    p = mig.params
+    return (f"migrations on: detector {p.detector}, selection {p.selection}, host cooldown "
+            f"{p.host_cooldown_s:g} s, max {p.max_per_cycle or 'unlimited'} per cycle")

@@ -93,19 +93,28 @@ def decide(snapshot: Snapshot, history: FleetHistory, decider: Decider, **obs_op
 
 
 def decide_with_migrations(snapshot: Snapshot, history: FleetHistory, decider: Decider,
-                           migration_state, migration_config, **obs_options):
+                           migration_state, migration_config, vm_locations=None,
+                           **obs_options):
     """:func:`decide` plus overload protection: (Plan, new history, new migration state).
 
     Migrations seen finished are settled first; a VM still migrating is not resized (oned
     refuses a resize in MIGRATE) and its grows wait for its target. The Plan's Migrate
     actions come after its resizes; the applier re-checks each against fresh state and calls
     :func:`cvem.core.migration.drop_rejected` when oned refuses one.
+
+    ``vm_locations`` = (vm_ids, host_ids, running) of *every* VM oned shows, managed or not.
+    The front-end leaves a VM in LCM MIGRATE out of the snapshot; settling against the
+    snapshot alone would read such a VM as gone and forget its migration.
     """
     from .migration import plan_migrations, settle
     obs, hosts = obs_from_snapshot(snapshot, **obs_options)
-    vm_host_ids = hosts.host_ids[obs.host_index] if obs.size else np.zeros(0, np.int64)
-    migration_state, _done, _dropped = settle(migration_state, obs.vm_ids, vm_host_ids,
-                                              snapshot.now_s, migration_config.params.timeout_s)
+    if vm_locations is None:
+        vm_host_ids = hosts.host_ids[obs.host_index] if obs.size else np.zeros(0, np.int64)
+        vm_locations = (obs.vm_ids, vm_host_ids, None)
+    loc_ids, loc_hosts, loc_running = vm_locations
+    migration_state, _done, _dropped = settle(migration_state, loc_ids, loc_hosts,
+                                              snapshot.now_s, migration_config.params.timeout_s,
+                                              running=loc_running)
     cycle = decider.cycle(obs, hosts, history)
     flying = migration_state.in_flight_vm_ids()
     if flying.size:

@@ -67,6 +67,8 @@ class MigrationParams:
         "min": 0.0, "help": "no VM moved twice within this, unless its guest is starving"})
     max_per_host: int = field(default=8, metadata={
         "min": 1, "help": "migrations started from one host per cycle"})
+    max_per_cycle: int = field(default=0, metadata={
+        "min": 0, "help": "migrations started per cycle over all hosts; 0 = no limit"})
     history_samples: int = field(default=100, metadata={
         "min": 2, "max": 10000, "help": "host demand samples kept for the detectors (Neat 100)"})
     timeout_s: float = field(default=1800.0, metadata={
@@ -345,7 +347,8 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
         freed = 0.0
         count = 0
         for v in _selection_order(cand, size, grower, shed[h], p.selection):
-            if freed >= shed[h] or count >= p.max_per_host:
+            if freed >= shed[h] or count >= p.max_per_host \
+                    or (p.max_per_cycle and len(chosen_vm) >= p.max_per_cycle):
                 break
             # A grower moved for its own sake needs room for the grow it still owes.
             room_needed = float(size[v] + plan.missing_kib[v])
@@ -366,6 +369,8 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
     if p.consolidate and not chosen_vm:
         drained = _consolidate(obs, hosts, size, vm_need, movable, state, load, phys_room,
                                oned_room, forecast, limit, cluster, usable, cooling, p)
+        if p.max_per_cycle:
+            drained = drained[:p.max_per_cycle]
         for v, t in drained:
             chosen_vm.append(v)
             chosen_to.append(t)

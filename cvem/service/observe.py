@@ -292,7 +292,11 @@ def build_host_view(host: RawHost, params: ServiceParams, now_s: float):
 
 
 def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, str], ReportMark],
-            now_s: float, in_flight: Iterable[int] = ()) -> Observation:
+            now_s: float, in_flight: Iterable[int] = (),
+            migrating: Optional[Mapping[int, int]] = None) -> Observation:
+    """``in_flight``: VMs whose resize is still settling; ``migrating``: VM -> target host of
+    the live migrations in flight (never resized while they move)."""
+    migrating = migrating or {}
     hosts = {h.host_id: h for h in read.hosts}
     host_views: List[HostView] = []
     lend_extra: Dict[int, int] = {}
@@ -312,7 +316,10 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             else VM_STATE_NAMES.get(vm.state, str(vm.state))
         allocated = vm.memory_mib * KIB_PER_MIB if vm.memory_mib else None
         nominal = max(vm.memory_max_mib or 0, vm.memory_mib or 0) * KIB_PER_MIB or None
-        reason = why_unmanaged(vm, host, params, vm.vm_id in in_flight)
+        if vm.vm_id in migrating:
+            reason = f"migration in flight to host {migrating[vm.vm_id]}"
+        else:
+            reason = why_unmanaged(vm, host, params, vm.vm_id in in_flight)
         # Keep freshness marks of every VM that still exists (a VM paused for a while must
         # not look fresh when it comes back).
         for source in ("onegate", "probe"):

@@ -1,5 +1,13 @@
 """The service loop: read -> observe -> decide -> (save) -> apply -> show, every period.
 
+With ``[migration] enabled`` (the default) the decision is
+:func:`~cvem.core.decide.decide_with_migrations`: overload protection's state (per-host
+demand history and cooldowns, the one-hour move log, live migrations in flight) is loaded
+from the state DB at start-up, reconciled against oned at the start of every cycle
+(:func:`~cvem.service.migrations.reconcile_migrations`), saved with the history *before*
+acting, and updated after the applier for every move oned refused. A VM with a migration in
+flight is left out of the snapshot (never resized while it moves).
+
 ``Service.cycle()`` is one cycle (``cvem plan`` runs it with ``dry_run``: nothing is
 written, neither to oned nor to the state DB); ``Service.run()`` repeats it every
 ``period_s``, logs each cycle's time, backs off exponentially while oned is unreachable or
@@ -17,20 +25,21 @@ import numpy as np
 
 from .. import keys
 from ..config import Config
-from ..core.decide import decide
+from ..core.decide import decide, decide_with_migrations
 from ..core.guards import LAST_CHANGE_COLUMN
 from ..core.model import KIB_PER_MIB, Plan, Resize
 from ..errors import AdapterError
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
 from . import lend
 from .applier import Applier, ApplyResult, Throttle, to_mib
+from .migrations import forget_move, reconcile_migrations, vm_locations
 from .observe import Observation, VmStatus, observe
 from .state import StateStore
 
 LOG = logging.getLogger(__name__)
 
 TRANSIENT_REASONS = ("resize in progress", "previous resize still in flight",
-                     "not running (LCM state MIGRATE)")
+                     "not running (LCM state MIGRATE)", "migration in flight")
 
 
 @dataclass
@@ -42,6 +51,7 @@ class CycleReport:
     timings_s: Dict[str, float] = field(default_factory=dict)
     dry_run: bool = False
     updates: int = 0
+    migrations_in_flight: tuple = ()   # cvem.core.migration.InFlight, before this plan
 
 
 def show_attributes(status: VmStatus) -> Dict[str, str]:
@@ -61,6 +71,8 @@ class Service:
         self.store = store
         self.clock = clock
         self.decider = config.build_decider()
+        self.migrations_enabled, self.migration_config = config.build_migration()
+        self.migration_state = store.load_migration_state()
         self.history = store.load_history()
         self.marks = store.load_marks()
         self.applier = Applier(cloud, store, self.params, clock=clock, throttle=throttle)
@@ -167,6 +179,37 @@ class Service:
             except OneCallFailed as error:
                 LOG.warning("host=%d cannot update RESERVED_MEM: %s", host_id, error.message)
 
+    def migration_grace_s(self) -> float:
+        """How long a VM may still read RUNNING on its source after oned accepted its
+        migrate (oned starts the move asynchronously) before the move counts as failed."""
+        return max(2.0 * self.params.period_s, 20.0)
+
+    def reconcile_migrations(self, read: CloudRead, now_s: float, log: bool = True):
+        state = self.migration_state
+        if not state.in_flight:
+            return state
+        rec = reconcile_migrations(state, read.vms, now_s,
+                                   self.migration_config.params.timeout_s,
+                                   self.migration_grace_s())
+        if log:
+            for m in rec.done:
+                LOG.info("vm=%d host=%d action=migrate to_host=%d done after %.0f s "
+                         "(RUNNING on the target)", m.vm_id, m.from_host_id, m.to_host_id,
+                         now_s - m.started_s)
+            for m, why in rec.failed:
+                LOG.warning("vm=%d host=%d action=migrate to_host=%d failed: %s", m.vm_id,
+                            m.from_host_id, m.to_host_id, why)
+        return rec.state
+
+    def _forget_refused_moves(self, result: ApplyResult, now_s: float) -> None:
+        state = self.migration_state
+        for outcome in result.migrations:
+            if outcome.status != "issued":
+                state = forget_move(state, outcome.action.vm_id, now_s)
+        if state is not self.migration_state:
+            self.migration_state = state
+            self.store.save_migration_state(state)
+
     # ------------------------------------------------------------------- cycle
     _LAST_CHANGE = LAST_CHANGE_COLUMN
 
@@ -205,18 +248,31 @@ class Service:
         now_s = self.clock()
         t1 = time.perf_counter()
         busy = set() if dry_run else self.reconcile_inflight(read, now_s)
-        obs = observe(read, self.params, self.marks, now_s, busy)
-        plan, new_history = decide(obs.snapshot, self.history, self.decider,
-                                   max_report_age_s=self.params.stale_after_s)
+        mig_state = self.reconcile_migrations(read, now_s, log=not dry_run)
+        flying = {m.vm_id: m.to_host_id for m in mig_state.in_flight}
+        obs = observe(read, self.params, self.marks, now_s, busy, migrating=flying)
+        if self.migrations_enabled:
+            plan, new_history, new_mig_state = decide_with_migrations(
+                obs.snapshot, self.history, self.decider, mig_state, self.migration_config,
+                vm_locations=vm_locations(read.vms),
+                max_report_age_s=self.params.stale_after_s)
+        else:
+            plan, new_history = decide(obs.snapshot, self.history, self.decider,
+                                       max_report_age_s=self.params.stale_after_s)
+            new_mig_state = mig_state
         t2 = time.perf_counter()
         report = CycleReport(now_s, obs, plan, dry_run=dry_run,
-                             timings_s=dict(read.timings_s, read_s=t1 - t0, decide_s=t2 - t1))
+                             timings_s=dict(read.timings_s, read_s=t1 - t0, decide_s=t2 - t1),
+                             migrations_in_flight=tuple(mig_state.in_flight))
         if dry_run:
             report.timings_s["total_s"] = time.perf_counter() - t0
             return report
         self._log_report_problems(obs)
-        # Write-ahead: the state this plan was made from, before acting on it.
-        self.store.save_cycle(new_history, obs.marks)
+        # Write-ahead: the state this plan was made from (and the moves it starts, as in
+        # flight), before acting on it. A crash before a migrate reaches oned shows up next
+        # cycle as "back RUNNING on the source": failed, planned again later.
+        self.store.save_cycle(new_history, obs.marks, new_mig_state)
+        self.migration_state = new_mig_state
         self._previous_history = self.history
         self.history, self.marks = new_history, dict(obs.marks)
         written_reserved: Dict[int, str] = {}
@@ -232,6 +288,7 @@ class Service:
             raise
         t3 = time.perf_counter()
         self._forget_unapplied(previous, {a.vm_id for a in result.applied}, now_s)
+        self._forget_refused_moves(result, now_s)
         for need in plan.needs_room + tuple(result.needs_room):
             LOG.info("vm=%d host=%d needs_room missing_kib=%d urgent=%s reason=%s",
                      need.vm_id, need.host_id, need.missing_kib, need.urgent, need.reason)
@@ -245,12 +302,15 @@ class Service:
         managed = sum(1 for s in obs.statuses if s.managed)
         LOG.info("cycle %d: %.3f s (read %.3f, decide %.3f, apply %.3f, show %.3f) vms=%d "
                  "managed=%d planned=%d applied=%d skipped=%d failed=%d deferred=%d "
-                 "needs_room=%d updates=%d", self.cycles, report.timings_s["total_s"],
+                 "needs_room=%d updates=%d migrations=%d in_flight=%d", self.cycles,
+                 report.timings_s["total_s"],
                  report.timings_s["read_s"], report.timings_s["decide_s"],
                  report.timings_s["apply_s"], report.timings_s["show_s"], len(obs.statuses),
                  managed, len(plan.actions), len(result.applied), len(result.skipped),
                  len(result.failed), len(result.deferred),
-                 len(plan.needs_room) + len(result.needs_room), report.updates)
+                 len(plan.needs_room) + len(result.needs_room), report.updates,
+                 sum(1 for o in result.migrations if o.status == "issued"),
+                 len(self.migration_state.in_flight))
         return report
 
     # --------------------------------------------------------------------- loop
@@ -260,9 +320,17 @@ class Service:
         period = self.params.period_s
         backoff = 0.0
         done = 0
-        LOG.info("cvem running: policy=%s period=%.1f s dry_run=%s oned=%s state_db=%s",
-                 self.params.policy, period, self.params.dry_run,
-                 getattr(self.cloud, "endpoint", "?"), self.store.path)
+        mig = self.migration_config.params
+        LOG.info("cvem running: policy=%s period=%.1f s dry_run=%s oned=%s state_db=%s "
+                 "migrations=%s", self.params.policy, period, self.params.dry_run,
+                 getattr(self.cloud, "endpoint", "?"), self.store.path,
+                 f"on (detector {mig.detector}, selection {mig.selection})"
+                 if self.migrations_enabled else "off")
+        if self.migration_state.in_flight:
+            LOG.info("%d live migration(s) in flight from before the restart: %s",
+                     len(self.migration_state.in_flight),
+                     ", ".join(f"vm={m.vm_id} {m.from_host_id}->{m.to_host_id}"
+                               for m in self.migration_state.in_flight))
         while not stop.is_set() and (max_cycles is None or done < max_cycles):
             started = time.monotonic()
             try:

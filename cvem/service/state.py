@@ -7,7 +7,12 @@ Tables:
 * ``report_marks``: per VM and source, the last sequence marker of its guest report and
   when it changed on cvem's clock (staleness survives restarts);
 * ``inflight``: every resize from just before it is sent until oned shows it settled; a
-  restarted cvem reconciles these before deciding anything.
+  restarted cvem reconciles these before deciding anything;
+* ``migration_arrays`` and ``migrations``: overload protection's
+  :class:`~cvem.core.migration.MigrationState` — per-host demand history and cooldown
+  clocks, the one-hour log of moved VMs (no ping-pong), and every live migration from just
+  before ``one.vm.migrate`` is sent until oned shows the VM RUNNING on its target (or back
+  on its source). A restarted cvem reconciles them against oned before deciding anything.
 
 Each cycle's history and marks are written in one transaction *before* acting (so a crash
 mid-cycle at worst delays a shrink by a cooldown, never repeats one).
@@ -19,11 +24,13 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from ..core.fleet import FleetHistory
+from ..core.migration import InFlight as MigrationInFlight
+from ..core.migration import MigrationState
 from ..errors import ConfigError
 from .observe import ReportMark
 
@@ -41,7 +48,14 @@ CREATE TABLE IF NOT EXISTS inflight (
     vm_id INTEGER PRIMARY KEY, host_id INTEGER NOT NULL, action TEXT NOT NULL,
     from_kib INTEGER NOT NULL, to_kib INTEGER NOT NULL, reason TEXT NOT NULL,
     status TEXT NOT NULL, started_at_s REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS migration_arrays (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS migrations (
+    vm_id INTEGER PRIMARY KEY, from_host_id INTEGER NOT NULL, to_host_id INTEGER NOT NULL,
+    size_kib INTEGER NOT NULL, started_s REAL NOT NULL, reason TEXT NOT NULL);
 """
+
+_MIGRATION_ARRAYS = ("host_ids", "demand_kib", "times_s", "host_last_s", "moved_vm_ids",
+                     "moved_at_s")
 
 
 @dataclass(frozen=True)
@@ -123,11 +137,14 @@ class StateStore:
         return out
 
     def save_cycle(self, history: FleetHistory,
-                   marks: Mapping[Tuple[int, str], ReportMark]) -> None:
-        """History and report marks of one cycle, atomically."""
+                   marks: Mapping[Tuple[int, str], ReportMark],
+                   migration_state: Optional[MigrationState] = None) -> None:
+        """History and report marks (and the migration state) of one cycle, atomically."""
         rows = [(_VM_IDS, _to_bytes(history.vm_ids))]
         rows += [(name, _to_bytes(np.asarray(col))) for name, col in history.columns.items()]
         with self.db:
+            if migration_state is not None:
+                self._write_migration_state(migration_state)
             self.db.execute("DELETE FROM history")
             self.db.executemany("INSERT INTO history VALUES (?, ?)", rows)
             self.db.execute("DELETE FROM report_marks")
@@ -135,6 +152,37 @@ class StateStore:
                 "INSERT INTO report_marks VALUES (?, ?, ?, ?, ?, ?)",
                 [(vm_id, source, m.marker, m.changed_at_s, _nan_to_none(m.counter),
                   _nan_to_none(m.counter_at_s)) for (vm_id, source), m in marks.items()])
+
+    # ---------------------------------------------------------------- migrations
+    def load_migration_state(self) -> MigrationState:
+        """The overload protection state saved last (empty on a new or older state DB)."""
+        try:
+            arrays = dict(self.db.execute("SELECT name, data FROM migration_arrays"))
+            flights = self.db.execute(
+                "SELECT vm_id, from_host_id, to_host_id, size_kib, started_s, reason "
+                "FROM migrations ORDER BY started_s, vm_id").fetchall()
+        except sqlite3.OperationalError:   # read-only open of a state DB from before them
+            return MigrationState()
+        kwargs = {name: _from_bytes(arrays[name]) for name in _MIGRATION_ARRAYS
+                  if name in arrays}
+        kwargs["in_flight"] = tuple(MigrationInFlight(int(v), int(f), int(t), int(k),
+                                                      float(s), str(r))
+                                    for v, f, t, k, s, r in flights)
+        return MigrationState(**kwargs)
+
+    def save_migration_state(self, state: MigrationState) -> None:
+        with self.db:
+            self._write_migration_state(state)
+
+    def _write_migration_state(self, state: MigrationState) -> None:
+        self.db.execute("DELETE FROM migration_arrays")
+        self.db.executemany("INSERT INTO migration_arrays VALUES (?, ?)",
+                            [(name, _to_bytes(np.asarray(getattr(state, name))))
+                             for name in _MIGRATION_ARRAYS])
+        self.db.execute("DELETE FROM migrations")
+        self.db.executemany("INSERT INTO migrations VALUES (?, ?, ?, ?, ?, ?)",
+                            [(m.vm_id, m.from_host_id, m.to_host_id, m.size_kib, m.started_s,
+                              m.reason) for m in state.in_flight])
 
     # ----------------------------------------------------------------- in flight
     def load_inflight(self) -> Dict[int, InFlight]:

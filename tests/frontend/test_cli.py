@@ -28,7 +28,7 @@ def test_status_json(oned, auth_file, tmp_path):
     result = invoke(oned, auth_file, write_config(tmp_path), "status", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert set(doc) == {"hosts", "vms"}
+    assert set(doc) == {"hosts", "vms", "migrations"} and doc["migrations"] == []
     h = doc["hosts"][0]
     assert (h["host"], h["physical_mib"], h["max_mem_mib"], h["mem_usage_mib"],
             h["reclaimed_mib"]) == (host, 32768, 32768, 5120, 0)
@@ -45,7 +45,8 @@ def test_plan_json_is_a_dry_run(oned, auth_file, tmp_path):
     result = invoke(oned, auth_file, write_config(tmp_path), "plan", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert rows and set(rows[0]) == {"vm", "host", "action", "from_mib", "to_mib", "reason"}
+    assert rows and set(rows[0]) == {"vm", "host", "action", "from_mib", "to_mib", "reason",
+                                     "to_host"}
     assert rows[0]["vm"] == idle and rows[0]["action"] == "shrink"
     assert rows[0]["from_mib"] == 4096 and rows[0]["to_mib"] < 4096
     assert not oned.calls_of("one.vm.resize") and not oned.calls_of("one.vm.update")

@@ -6,7 +6,7 @@ from cvem.core.migration import (InFlight, MigrationState, drop_rejected, load_m
                                  plan_migrations, settle)
 from cvem.errors import ConfigError
 
-from conftest import GIB, NOW, columns
+from tests.overload.conftest import GIB, NOW, columns  # "conftest" alone may be tests/core's
 
 
 def cfg(**values):
