@@ -37,6 +37,25 @@ def cli(ctx, endpoint, auth_file, config_file, verbose):
     ctx.obj.update(endpoint=endpoint, auth_file=auth_file, config_file=config_file)
 
 
+def _remember(key):
+    def callback(ctx, _param, value):
+        if value is not None:
+            ctx.ensure_object(dict)[key] = value
+        return value
+    return callback
+
+
+def connection_options(command):
+    """Accept ``--endpoint/--auth/--config`` after the sub-command too (``cvem run --config
+    FILE`` is what operators type); a value given there wins over the group's."""
+    for name, key, meta in (("--config", "config_file", "FILE"), ("--auth", "auth_file", "FILE"),
+                            ("--endpoint", "endpoint", "URL")):
+        command = click.option(name, key, metavar=meta, default=None, expose_value=False,
+                               is_eager=True, callback=_remember(key),
+                               help=f"Same as `cvem {name} {meta} ...`.")(command)
+    return command
+
+
 from . import simulate  # noqa: E402,F401  (registers its commands)
 from . import bench  # noqa: E402,F401
 from . import service  # noqa: E402,F401  (run, plan, status, check-config)

@@ -10,7 +10,7 @@ import click
 
 from ..config import Config, load_config
 from ..errors import CloudvampError
-from . import cli
+from . import cli, connection_options
 
 LOG = logging.getLogger("cvem")
 
@@ -131,6 +131,7 @@ def _table(rows, columns):
 
 
 @cli.command()
+@connection_options
 @click.option("--once", is_flag=True, help="Run a single cycle and exit.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, never act (overrides config).")
 @click.pass_context
@@ -170,6 +171,7 @@ def run(ctx, once, dry_run):
 
 
 @cli.command()
+@connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of actions.")
 @click.pass_context
 def plan(ctx, as_json):
@@ -195,6 +197,7 @@ def plan(ctx, as_json):
 
 
 @cli.command()
+@connection_options
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"hosts": [...], "vms": [...], "migrations": [...]}.')
 @click.pass_context
@@ -228,6 +231,7 @@ def status(ctx, as_json):
 
 
 @cli.command("check-config")
+@connection_options
 @click.pass_context
 def check_config(ctx):
     """Validate the configuration file (and the policy it names) without contacting oned.
