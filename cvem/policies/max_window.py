@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.slot_ring import max_over, record_slot_max
 from .base import Policy
 
 
@@ -39,25 +40,11 @@ class MaxWindow(Policy):
         p = self.params
         slot_s = p.window_s / p.slots
         slot = int(obs.now_s // slot_s)
-        ring = state["ring"].copy()
-        last = state["last_slot"]
-        gap = slot - last
-        # Forget slots that fell out of the window since each VM's last sample.
-        for g in np.unique(gap[gap > 0]):
-            rows = np.flatnonzero(gap == g)
-            if g >= p.slots or np.any(last[rows] < 0):
-                ring[rows] = np.nan
-            else:
-                cols = np.arange(slot - g + 1, slot + 1) % p.slots
-                ring[np.ix_(rows, cols)] = np.nan
         need = obs.need_kib()
-        col = slot % p.slots
-        seen = np.isfinite(need)
-        ring[seen, col] = np.fmax(ring[seen, col], need[seen])
-        with np.errstate(all="ignore"):
-            peak = np.nanmax(np.where(np.isnan(ring), -np.inf, ring), axis=1)
-        peak = np.where(np.isfinite(peak), peak, np.nan)
+        # Slots that fell out of the window since each VM's last sample are forgotten.
+        ring, new_last = record_slot_max(state["ring"], state["last_slot"], slot, need,
+                                         np.isfinite(need))
+        peak = max_over(ring, slice(None))
         target = np.where(np.isfinite(peak), peak * (1.0 + p.margin_ratio),
                           obs.nominal_kib.astype(np.float64))
-        new_last = np.full_like(last, slot)
         return target, {"ring": ring, "last_slot": new_last}
