@@ -9,7 +9,6 @@ import time
 import click
 
 from ..errors import CloudvampError
-from ..sim.metrics import METRIC_NAMES
 from ..sim.suite import DEFAULT_POLICIES, parse_policy_list, run_suite, workload_summary
 from ..sim.engine import CloudConfig
 from ..sim.workloads import GIB, SCENARIOS, generate, read_bitbrains

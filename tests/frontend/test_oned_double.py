@@ -5,37 +5,16 @@ import os
 import xmlrpc.client
 
 import pytest
-import xmlschema
 from lxml import etree
 
-from fe_support import GIB, RECORDINGS, XSD_DIR, recording
+from fe_support import GIB, RECORDINGS, recording
 from tests.doubles.oned import OnedDouble
-
-NS = "http://opennebula.org/XMLSchema"
+from tests.doubles.xsd import load_schemas, namespaced
 
 
 @pytest.fixture(scope="module")
 def schemas():
-    return {name: xmlschema.XMLSchema(os.path.join(XSD_DIR, name + ".xsd"))
-            for name in ("vm", "vm_pool", "vm_pool_extended", "host", "host_pool",
-                         "monitoring_data")}
-
-
-def namespaced(xml, strip_custom_monitoring=True):
-    """Real oned XML has no namespace, the XSDs have one: move every element into it.
-
-    vm.xsd declares MONITORING strictly, so the IM probe's CLOUDVAMP_* keys (which a real
-    oned also returns) are removed from MONITORING first: a known gap of the schema."""
-    root = etree.fromstring(xml.encode())
-    if strip_custom_monitoring:
-        for mon in root.iter("MONITORING"):
-            for child in list(mon):
-                if child.tag.startswith("CLOUDVAMP_"):
-                    mon.remove(child)
-    for element in root.iter():
-        if isinstance(element.tag, str) and not element.tag.startswith("{"):
-            element.tag = "{%s}%s" % (NS, element.tag)
-    return etree.tostring(root)
+    return load_schemas()
 
 
 def rpc(oned, method, *args, session=None):

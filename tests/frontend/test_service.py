@@ -12,23 +12,9 @@ import pytest
 
 from cvem import keys
 from cvem.ports import Unreachable
-from fe_support import GIB, ROOT, make_service, settle, write_config
+from fe_support import Clock, GIB, ROOT, make_service, settle, write_config
 
 MIB = 1024
-
-
-class Clock:
-    """cvem's clock and the double's, moved together (10 s per cycle without waiting)."""
-
-    def __init__(self, oned):
-        self.oned, self.offset = oned, 0.0
-
-    def __call__(self):
-        return time.time() + self.offset
-
-    def advance(self, seconds):
-        self.offset += seconds
-        self.oned.advance(seconds)
 
 
 class FastStop(threading.Event):

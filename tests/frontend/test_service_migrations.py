@@ -9,30 +9,15 @@ recorded refusals are handled and the move is retried later.
 import json
 import logging
 import threading
-import time
 
 import pytest
 from click.testing import CliRunner
 
 from cvem.cli import cli
-from fe_support import GIB, OnedDouble, make_service, write_config
+from fe_support import Clock, GIB, OnedDouble, make_service, write_config
 
 MIB = 1024
 ACTION = 0x800
-
-
-class Clock:
-    """cvem's clock and the double's, moved together (10 s per cycle without waiting)."""
-
-    def __init__(self, oned):
-        self.oned, self.offset = oned, 0.0
-
-    def __call__(self):
-        return time.time() + self.offset
-
-    def advance(self, seconds):
-        self.offset += seconds
-        self.oned.advance(seconds)
 
 
 class FastStop(threading.Event):
