@@ -1,4 +1,4 @@
-"""``default``: cloudvamp's own policy — grow fast, shrink slowly, learn each VM's habits.
+"""``default``: cloudvamp's own policy — grow fast, shrink slowly, learn each VM's margins.
 
 Design (measurements and plots in docs/policy.md):
 
@@ -6,20 +6,35 @@ Design (measurements and plots in docs/policy.md):
   toward the current need with half-life ``peak_half_life_s``, so memory is given back
   gradually after a burst instead of at the first quiet sample (Autopilot/VPA: rise quickly,
   decay slowly).
-* **Surge margin, learned per VM**: a high quantile (``surge_quantile``, p99.7) of the rises
-  of need between two cycles, from a histogram whose weights halve every
-  ``surge_half_life_s``. Quiet cycles count as zero rises, so a guest that jumps by 2 GiB
-  every few hours keeps 2 GiB of headroom while a guest that did it once a month does not
-  hold it for weeks. A shortfall (the guest had to swap) teaches it directly:
-  ``deficit_weight`` × the deficit is recorded as a rise. ``surge_quantile=1.0`` uses the
-  decaying maximum instead; 0.999 is the cautious setting (half the shortfalls, ~4 points
-  less reclaim on the Bitbrains traces).
-* **Habit (time of day)**: enterprise guests repeat their day and their week (backups, batch
-  windows, business hours). The policy keeps the peak need of every ``habit_slot_s`` slot of
-  the last ``habit_days`` days and, at each cycle, holds at least the highest of them for the
-  coming ``habit_lookahead_s`` at the same time of day, so memory is in place before a known
-  daily job starts instead of one period after.
-* **Proportional margin**: ``margin_ratio`` of the need on top, for small noise.
+* **Surge margin, learned per VM**: a decaying histogram of the rises of need (one sample
+  per ``rise_window_s``: the window's largest rise, quiet windows count as zero; weights
+  halve every ``surge_half_life_s``). A shortfall (the guest had to swap) teaches it
+  directly: ``deficit_weight`` × the deficit is recorded as a rise.
+* **Margin chosen by cost, per VM** (Autopilot's recommender picks the limit that minimises
+  overrun + slack cost, peers.md §5.1): from its histogram each VM takes the margin *m* that
+  minimises *m* + ``shortfall_cost_gib`` × P(rise > *m*), i.e. one missed window is worth
+  ``shortfall_cost_gib`` GiB of headroom held for one window. With one price for the whole
+  fleet this is the Lagrangian optimum of "least memory held for a given number of short
+  windows": a VM whose large rises are rare but huge stops paying for them at every cycle,
+  a VM whose rises are frequent and moderate gets them covered. ``surge_quantile`` is a
+  floor under it (never less than the VM's p99 rise), so no VM is given up on. With
+  ``shortfall_cost_gib = 0`` the margin is that quantile alone; ``surge_quantile = 1.0``
+  uses a decaying maximum instead.
+* **Activity (volatility clustering)**: large rises come in clusters. On the Bitbrains VMs a
+  rise above a VM's p99 is 5–7× likelier in the hour after the VM moved by half that much
+  than after a quiet hour. Each VM therefore keeps two rise histograms, one for "active"
+  cycles (its decaying maximum of ``|Δneed|``, half-life ``activity_half_life_s``, exceeds
+  ``activity_threshold`` × its ``surge_quantile`` rise) and one for quiet cycles; a rise is
+  recorded in the histogram of the regime in force when the allocation was decided, and the
+  margin is chosen from the current regime's histogram (plus ``activity_pool`` × the other
+  one, so a rarely seen regime is not estimated from a handful of samples).
+* **Proportional margin**: ``margin_ratio`` of the need on top. On the traces it buys fewer
+  shortfalls per GiB than a larger absolute margin does (rises grow with the need).
+* **Habit (time of day)**, off by default (``habit_days = 0``): the peak need of every
+  ``habit_slot_s`` slot of the last ``habit_days`` days, held ``habit_lookahead_s`` ahead.
+  Once margins are chosen by cost, it no longer moves the frontier on the Bitbrains VMs (it
+  trades reclaim for shortfall at the same rate the cost does), so it is left to sites
+  whose guests run strict daily jobs.
 
 Target = max(level, habit, need × (1 + margin_ratio) + surge_weight × surge). The shared
 guards then apply the floor, ceiling, pressure growth, gradual shrink, cooldown and step.
@@ -32,12 +47,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.histogram import bucket_edges_kib, bucket_of, percentile_kib, rebase
+from ..core.histogram import bucket_edges_kib, bucket_of, rebase
 from .base import Policy
 
 
 class Default(Policy):
-    """Description: decaying peak, per-VM learned surge margin and time-of-day habits.
+    """Description: decaying peak, per-VM surge margin chosen by cost, activity regimes.
 
     Inputs: guest need (used + swapped deficit), pressure. Parameters: see ``Params``.
     Limitations: a VM's first surge larger than anything it did before is short for one
@@ -55,17 +70,30 @@ class Default(Policy):
             "min": 1.0, "help": "how long a learned surge size is remembered"})
         surge_weight: float = field(default=1.0, metadata={
             "min": 0.0, "max": 10.0, "help": "headroom per learned surge"})
-        margin_ratio: float = field(default=0.10, metadata={
+        margin_ratio: float = field(default=0.20, metadata={
             "min": 0.0, "max": 2.0, "help": "headroom as a fraction of need"})
-        surge_quantile: float = field(default=0.997, metadata={
+        shortfall_cost_gib: float = field(default=450.0, metadata={
+            "min": 0.0, "max": 1.0e6,
+            "help": "GiB of headroom (held one window) worth one short window: the risk "
+                    "knob; each VM takes the margin minimising margin + cost × P(rise > "
+                    "margin) (0: the surge_quantile alone)"})
+        surge_quantile: float = field(default=0.99, metadata={
             "min": 0.5, "max": 1.0,
-            "help": "quantile of the decaying histogram of rises used as surge margin "
-                    "(1.0: the decaying maximum)"})
+            "help": "smallest quantile of the VM's rises its margin may take (with "
+                    "shortfall_cost_gib = 0: the quantile used; 1.0: the decaying maximum)"})
+        activity_half_life_s: float = field(default=3600.0, metadata={
+            "min": 0.0, "help": "memory of recent movement that marks a VM active (0: off)"})
+        activity_threshold: float = field(default=0.25, metadata={
+            "min": 0.0, "max": 10.0,
+            "help": "active when recent movement exceeds this × the VM's surge_quantile rise"})
+        activity_pool: float = field(default=0.3, metadata={
+            "min": 0.0, "max": 1.0,
+            "help": "weight of the other regime's rises in the current regime's histogram"})
         rise_window_s: float = field(default=300.0, metadata={
             "min": 1.0, "help": "rises are aggregated per window (largest one kept)"})
         deficit_weight: float = field(default=1.5, metadata={
             "min": 0.0, "max": 10.0, "help": "surge learned from a shortfall, × deficit"})
-        habit_days: int = field(default=7, metadata={
+        habit_days: int = field(default=0, metadata={
             "min": 0, "max": 28, "help": "days of time-of-day peaks remembered (0: off)"})
         habit_slot_s: float = field(default=1800.0, metadata={
             "min": 60.0, "max": 86400.0, "help": "time-of-day resolution of habits"})
@@ -84,16 +112,20 @@ class Default(Policy):
         self.ring_slots = max(1, p.habit_days * self.slots_per_day)
         # Rises from 1 MiB up to 1 TiB, 10 % per bucket; bucket 0 holds "no rise".
         self.rise_edges_kib = bucket_edges_kib(1024.0, 1.10, 2.0 ** 30)
+        self.n_buckets = self.rise_edges_kib.size - 1
 
     def initial_state(self):
         return {"level_kib": np.full(1, np.nan), "surge_kib": np.zeros(1),
                 "last_need_kib": np.full(1, np.nan), "last_s": np.full(1, np.nan),
                 "habit": np.full((1, self.ring_slots), np.nan, dtype=np.float32),
                 "habit_slot": np.full(1, -1, dtype=np.int64),
-                "rise_hist": np.zeros((1, self.rise_edges_kib.size - 1)),
+                # Two histograms side by side: quiet regime, then active regime.
+                "rise_hist": np.zeros((1, 2 * self.n_buckets)),
                 "rise_ref_s": np.full(1, np.nan),
                 "rise_window_start_s": np.full(1, -np.inf),
-                "rise_window_bucket": np.full(1, -1, dtype=np.int64)}
+                "rise_window_bucket": np.full(1, -1, dtype=np.int64),
+                "rise_window_regime": np.zeros(1, dtype=np.int64),
+                "activity_kib": np.zeros(1), "regime": np.zeros(1, dtype=np.int64)}
 
     def _habit(self, obs, need, seen, ring, last_slot):
         """Record this cycle's need in its slot; return the habit peak ahead (NaN if none)."""
@@ -118,15 +150,18 @@ class Default(Policy):
         peak = np.where(np.isfinite(peak), peak, np.nan)
         return peak, ring, np.full_like(last_slot, slot)
 
-    def _record_rises(self, now, rise, rows_mask, hist, ref, window):
+    def _record_rises(self, now, rise, rows_mask, hist, ref, window, regime):
         """Keep one sample per VM and ``rise_window_s``: the largest rise in that window.
+
+        The sample goes to the histogram of ``regime`` (0 quiet, 1 active) as it was when
+        the window started, i.e. when the allocation that had to absorb the rise was chosen.
 
         Aggregating per window (as VPA does with peaks) makes the quantile mean the same
         thing whatever the control period: "miss the largest rise of at most 0.3 % of
         5-minute windows", not "of 0.3 % of cycles", which at 10 s would be 30× more often.
         """
         p = self.params
-        start, bucket = window[0].copy(), window[1].copy()
+        start, bucket, win_regime = window[0].copy(), window[1].copy(), window[2].copy()
         ref = np.where(np.isnan(ref), now, ref)
         hist, ref = rebase(hist, ref, now, p.surge_half_life_s)
         hist = hist.copy()
@@ -135,7 +170,9 @@ class Default(Policy):
             fresh = now >= start[rows] + p.rise_window_s
             start[rows[fresh]] = now
             bucket[rows[fresh]] = -1
-            new_bucket = bucket_of(rise[rows], self.rise_edges_kib)
+            win_regime[rows[fresh]] = regime[rows[fresh]]
+            new_bucket = bucket_of(rise[rows], self.rise_edges_kib) + \
+                win_regime[rows] * self.n_buckets
             higher = new_bucket > bucket[rows]
             r = rows[higher]
             weight = np.exp2((start[r] - ref[r]) / p.surge_half_life_s)
@@ -144,7 +181,28 @@ class Default(Policy):
             hist[r, new_bucket[higher]] += weight
             bucket[r] = new_bucket[higher]
             np.maximum(hist, 0.0, out=hist)
-        return hist, ref, (start, bucket)
+        return hist, ref, (start, bucket, win_regime)
+
+    def _quantile(self, cum, q):
+        """Per row, the upper edge of the bucket where the cumulative weight ``cum`` reaches
+        ``q`` of its total (as :func:`percentile_kib`, on a precomputed cumsum)."""
+        total = cum[:, -1]
+        edge = self.rise_edges_kib[np.argmax(cum >= (q * total)[:, None], axis=1) + 1]
+        return np.where(total > 0, edge, np.nan)
+
+    def _cost_margin(self, cum):
+        """Per row, the bucket edge m minimising m + shortfall_cost × P(rise > m).
+
+        ``cum`` is the row's cumulative histogram. P(rise > m) = 1 − cum/total, so the
+        argmin is that of m × total − cost × cum (rows with weight). Never below the
+        ``surge_quantile`` rise; NaN for rows without samples.
+        """
+        p = self.params
+        edges = self.rise_edges_kib
+        total = cum[:, -1]
+        cost = edges[None, 1:] * total[:, None] - (p.shortfall_cost_gib * 1048576.0) * cum
+        margin = edges[np.argmin(cost, axis=1) + 1]
+        return np.fmax(margin, self._quantile(cum, p.surge_quantile))
 
     def propose(self, obs, state):
         p = self.params
@@ -165,12 +223,29 @@ class Default(Policy):
                                                  p.deficit_weight * obs.deficit_kib),
                            np.maximum(rise, 0.0))
         hist, ref = state["rise_hist"], state["rise_ref_s"]
-        window = (state["rise_window_start_s"], state["rise_window_bucket"])
+        window = (state["rise_window_start_s"], state["rise_window_bucket"],
+                  state["rise_window_regime"])
+        activity, regime = state["activity_kib"], state["regime"]
         if p.surge_quantile < 1.0:
             hist, ref, window = self._record_rises(now, learned,
                                                    seen & np.isfinite(state["last_need_kib"]),
-                                                   hist, ref, window)
-            surge = np.nan_to_num(percentile_kib(hist, self.rise_edges_kib, p.surge_quantile))
+                                                   hist, ref, window, regime)
+            cum_quiet = np.cumsum(hist[:, :self.n_buckets], axis=1)
+            cum_active = np.cumsum(hist[:, self.n_buckets:], axis=1)
+            cum = cum_quiet + cum_active
+            if p.activity_half_life_s > 0:
+                activity = np.where(seen, np.fmax(activity * np.exp2(-dt / p.activity_half_life_s),
+                                                  np.abs(rise)), activity)
+                usual = np.nan_to_num(self._quantile(cum, p.surge_quantile), nan=np.inf)
+                regime = (activity > p.activity_threshold * usual).astype(np.int64)
+                # this regime's rises, plus a little of the other's
+                w_active = np.where(regime == 1, 1.0, p.activity_pool)[:, None]
+                w_quiet = np.where(regime == 1, p.activity_pool, 1.0)[:, None]
+                cum = cum_quiet * w_quiet + cum_active * w_active
+            if p.shortfall_cost_gib > 0:
+                surge = np.nan_to_num(self._cost_margin(cum))
+            else:
+                surge = np.nan_to_num(self._quantile(cum, p.surge_quantile))
         else:
             surge = state["surge_kib"] * np.exp2(-dt / p.surge_half_life_s)
             surge = np.fmax(surge, learned)
@@ -181,7 +256,9 @@ class Default(Policy):
                      "last_s": np.where(seen, now, state["last_s"]),
                      "habit": state["habit"], "habit_slot": state["habit_slot"],
                      "rise_hist": hist, "rise_ref_s": ref,
-                     "rise_window_start_s": window[0], "rise_window_bucket": window[1]}
+                     "rise_window_start_s": window[0], "rise_window_bucket": window[1],
+                     "rise_window_regime": window[2], "activity_kib": activity,
+                     "regime": regime}
         if p.habit_days > 0:
             habit, ring, slot = self._habit(obs, need, seen, state["habit"], state["habit_slot"])
             target = np.fmax(target, habit)
