@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.histogram import bucket_edges_kib, bucket_of, rebase
+from ..core.slot_ring import max_over, record_slot_max
 from .base import Policy
 
 
@@ -131,24 +132,11 @@ class Default(Policy):
         """Record this cycle's need in its slot; return the habit peak ahead (NaN if none)."""
         p = self.params
         slot = int(obs.now_s // p.habit_slot_s)
-        ring = ring.copy()
-        gap = slot - last_slot
-        for g in np.unique(gap[gap > 0]):
-            rows = np.flatnonzero(gap == g)
-            if g >= self.ring_slots or np.any(last_slot[rows] < 0):
-                ring[rows] = np.nan
-            else:
-                ring[np.ix_(rows, np.arange(slot - g + 1, slot + 1) % self.ring_slots)] = np.nan
-        col = slot % self.ring_slots
-        ring[seen, col] = np.fmax(ring[seen, col], need[seen])
+        ring, new_last = record_slot_max(ring, last_slot, slot, need, seen)
         ahead = int(np.ceil(p.habit_lookahead_s / p.habit_slot_s))
         cols = [(slot - d * self.slots_per_day + j) % self.ring_slots
                 for d in range(1, p.habit_days + 1) for j in range(0, ahead + 1)]
-        with np.errstate(all="ignore"):
-            window = ring[:, cols]
-            peak = np.where(np.isnan(window), -np.inf, window).max(axis=1)
-        peak = np.where(np.isfinite(peak), peak, np.nan)
-        return peak, ring, np.full_like(last_slot, slot)
+        return max_over(ring, cols), ring, new_last
 
     def _record_rises(self, now, rise, rows_mask, hist, ref, window, regime):
         """Keep one sample per VM and ``rise_window_s``: the largest rise in that window.
