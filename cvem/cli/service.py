@@ -45,6 +45,14 @@ LCM_NAMES = {3: "RUNNING", 4: "MIGRATE", 7: "SAVE_MIGRATE", 8: "PROLOG_MIGRATE",
              16: "UNKNOWN", 66: "HOTPLUG_RESIZE"}
 
 
+def _dry_cycle(ctx):
+    """One read-only cycle that changes nothing in oned or the state DB (plan, status)."""
+    try:
+        return _service(_config(ctx), readonly=True).cycle(dry_run=True)
+    except CloudvampError as error:
+        _fail(error)
+
+
 def _mib(kib):
     return None if kib is None else int(kib) // 1024
 
@@ -181,10 +189,7 @@ def plan(ctx, as_json):
     Example:
       cvem --endpoint http://fe:2633/RPC2 --auth ~/.one/one_auth plan --json
     """
-    try:
-        report = _service(_config(ctx), readonly=True).cycle(dry_run=True)
-    except CloudvampError as error:
-        _fail(error)
+    report = _dry_cycle(ctx)
     rows = plan_rows(report)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
@@ -209,10 +214,7 @@ def status(ctx, as_json):
     Example:
       cvem status --json | jq '.vms[] | select(.managed | not) | .reason'
     """
-    try:
-        report = _service(_config(ctx), readonly=True).cycle(dry_run=True)
-    except CloudvampError as error:
-        _fail(error)
+    report = _dry_cycle(ctx)
     doc = status_document(report)
     if as_json:
         click.echo(json.dumps(doc, indent=1))
