@@ -6,7 +6,12 @@ by raising the host's ``RESERVED_MEM`` (merge-mode ``one.host.update``; ``MAX_ME
 immediately), so grows back toward nominal find room without migrations:
 
     RESERVED_MEM = base + (1 - lend_ratio) x reclaimed_kib
-    reclaimed_kib = sum over the host's RUNNING VMs with MEMORY_MAX of (nominal - MEMORY)
+    reclaimed_kib = sum over the host's VMs cvem manages of (nominal - MEMORY)
+
+Only memory cvem reclaimed counts: the nominal size is what the owner deployed or last
+resized the VM to (:mod:`cvem.service.nominal`), never MEMORY_MAX, and VMs and hosts cvem
+does not manage are never counted nor touched (a host that stops being managed gets its
+administrator's value back).
 
 ``base`` is the administrator's own value, kept in ``CLOUDVAMP_BASE_RESERVED_MEM`` the
 first time cvem manages the host (``UNSET`` when the host had none). The planner sees the
@@ -17,39 +22,43 @@ stops managing the host. See docs/operations.md.
 from __future__ import annotations
 
 import logging
-from typing import Dict, Mapping, Optional
+from typing import Container, Dict, Iterable, Mapping, Optional
 
 from .. import keys
 from ..core.model import KIB_PER_MIB
-from ..ports import RawHost, RawVm
+from ..ports import RawHost
 from .observe import parse_reserved_kib
 
 LOG = logging.getLogger(__name__)
 UNSET = "UNSET"
 
 
-def reclaimed_kib_by_host(vms: Mapping[int, RawVm],
-                          allocated_mib: Optional[Mapping[int, int]] = None) -> Dict[int, int]:
+def reclaimed_kib_by_host(statuses: Iterable, allocated_mib: Optional[Mapping[int, int]] = None
+                          ) -> Dict[int, int]:
+    """Σ (nominal − MEMORY) per host over the *managed* VMs (``observe.VmStatus``);
+    ``allocated_mib`` overrides MEMORY for VMs resized this cycle."""
     out: Dict[int, int] = {}
     allocated_mib = allocated_mib or {}
-    for vm in vms.values():
-        if vm.state != 3 or vm.host_id is None or not vm.memory_max_mib or not vm.memory_mib:
+    for st in statuses:
+        if not st.managed or st.host_id is None or not st.nominal_kib or not st.allocated_kib:
             continue
-        mib = allocated_mib.get(vm.vm_id, vm.memory_mib)
-        out[vm.host_id] = out.get(vm.host_id, 0) + max(vm.memory_max_mib - mib, 0) * KIB_PER_MIB
+        kib = allocated_mib.get(st.vm_id, st.allocated_kib // KIB_PER_MIB) * KIB_PER_MIB
+        out[st.host_id] = out.get(st.host_id, 0) + max(st.nominal_kib - kib, 0)
     return out
 
 
 def host_updates(hosts: Mapping[int, RawHost], reclaimed: Mapping[int, int],
                  lend_ratio: float, current_reserved: Optional[Mapping[int, str]] = None,
-                 only_lower: bool = False) -> Dict[int, Dict[str, str]]:
-    """{host_id: attributes to merge} bringing RESERVED_MEM to its lend target."""
+                 only_lower: bool = False, managed: Optional[Container[int]] = None
+                 ) -> Dict[int, Dict[str, str]]:
+    """{host_id: attributes to merge} bringing RESERVED_MEM to its lend target; hosts not
+    in ``managed`` (None: all) only get their administrator's value back."""
     current_reserved = current_reserved or {}
     updates: Dict[int, Dict[str, str]] = {}
     for host in hosts.values():
         base_attr = host.template.get(keys.HOST_BASE_RESERVED_MEM, "").strip()
         current_text = current_reserved.get(host.host_id, host.reserved_mem).strip()
-        if lend_ratio >= 1.0:
+        if lend_ratio >= 1.0 or (managed is not None and host.host_id not in managed):
             if base_attr:  # lending was on: give the administrator's value back, once
                 restore = "" if base_attr == UNSET else base_attr
                 updates[host.host_id] = {"RESERVED_MEM": restore,
