@@ -30,7 +30,8 @@ from ..core.guards import LAST_CHANGE_COLUMN
 from ..core.model import KIB_PER_MIB, Plan, Resize
 from ..errors import AdapterError
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
-from . import lend, nominal
+from . import lend, nominal, quota
+from .quota import QuotaHolder
 from .applier import Applier, ApplyResult, Throttle, to_mib
 from ..core.migration import back_off_move, clear_backoff
 from .migrations import forget_move, reconcile_migrations, vm_locations
@@ -77,6 +78,8 @@ class Service:
         self.history = store.load_history()
         self.marks = store.load_marks()
         self.applier = Applier(cloud, store, self.params, clock=clock, throttle=throttle)
+        self.quotas = QuotaHolder(cloud, store) if self.params.quota_hold \
+            and hasattr(cloud, "call_raw") else None
         self.sizes = store.load_sizes()
         self.resize_backoff = store.load_resize_backoff()
         self._cvem_uid: Optional[int] = None
@@ -369,6 +372,9 @@ class Service:
         planned = {a.vm_id: to_mib(a.to_kib) for a in plan.actions
                    if isinstance(a, Resize) and a.is_grow}
         self._lend(obs, planned, True, written_reserved)   # lower before any grow
+        if self.quotas is not None:   # before any resize: held quota follows the plan
+            self.quotas.hold(quota.held_mib(obs.statuses, obs.raw_vms, {
+                a.vm_id: to_mib(a.to_kib) for a in plan.actions if isinstance(a, Resize)}))
         previous = self._last_change_of(plan)
         try:
             result = self.applier.apply(plan)

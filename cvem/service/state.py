@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS resize_backoff (
     last_error TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vm_sizes (
     vm_id INTEGER PRIMARY KEY, nominal_kib INTEGER NOT NULL, expected_kib INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS quota_holds (
+    kind TEXT NOT NULL, owner_id INTEGER NOT NULL, base TEXT NOT NULL, written TEXT NOT NULL,
+    PRIMARY KEY (kind, owner_id));
 CREATE TABLE IF NOT EXISTS migrations (
     vm_id INTEGER PRIMARY KEY, from_host_id INTEGER NOT NULL, to_host_id INTEGER NOT NULL,
     size_kib INTEGER NOT NULL, started_s REAL NOT NULL, reason TEXT NOT NULL);
@@ -252,6 +255,27 @@ class StateStore:
             self.db.executemany("INSERT OR REPLACE INTO vm_sizes VALUES (?, ?, ?)",
                                 [(v, n, e) for v, (n, e) in changed.items()])
             self.db.executemany("DELETE FROM vm_sizes WHERE vm_id = ?", [(v,) for v in gone])
+
+    # --------------------------------------------------------------- quota holds
+    def load_quota_holds(self):
+        """(kind, id) -> (administrator's VM quota limits, limits cvem wrote)."""
+        import json
+        try:
+            return {(k, i): (json.loads(b), json.loads(w)) for k, i, b, w in self.db.execute(
+                "SELECT kind, owner_id, base, written FROM quota_holds")}
+        except sqlite3.OperationalError:
+            return {}
+
+    def save_quota_hold(self, owner, base, written) -> None:
+        import json
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO quota_holds VALUES (?, ?, ?, ?)",
+                            (owner[0], owner[1], json.dumps(base, sort_keys=True),
+                             json.dumps(written, sort_keys=True)))
+
+    def drop_quota_hold(self, owner) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM quota_holds WHERE kind = ? AND owner_id = ?", owner)
 
     def meta(self, key: str, default: str = "") -> str:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -189,3 +189,49 @@ def test_recheck_reads_one_history_record_and_show_attributes_only_change(real_o
         idle(reports, vm)                         # a new report, nothing to change
         svc.cycle()
     assert len(updates) == before, updates
+
+
+def test_grow_back_never_fails_for_quota_the_owner_spent(real_one, empty_cluster, tmp_path):
+    """Defect 10. A user with a 10 GiB MEMORY quota runs an 8 GiB VM; cvem (oneadmin) shrinks
+    it to ~2 GiB. oned gives her 6 GiB of quota back; cvem holds it (her limit becomes
+    10 GiB - 6 GiB): she can still allocate the 2 GiB she had, not the 6 GiB, and the grow
+    back succeeds. Once nothing is held her limit is 10 GiB again."""
+    import xmlrpc.client
+    cluster_id, (a, b, d) = empty_cluster
+    uid, session = make_user(real_one)
+    real_one.rpc("one.user.quota", uid, 'VM=[MEMORY="10240"]')
+    vm = real_one.make_vm(a, 8192, 8192, uid=uid)
+    svc = cvem_service(real_one, tmp_path, clusters=str(cluster_id),
+                       guards="cooldown_s = 0\nmax_shrink_ratio = 1.0\n")
+    reports = GuestReports(real_one)
+
+    def limits():
+        user = real_one.xml("one.user.info", uid, False)
+        return (user.findtext("VM_QUOTA/VM/MEMORY"), user.findtext("VM_QUOTA/VM/MEMORY_USED"))
+    for _ in range(2):
+        idle(reports, vm, 1500)
+        svc.cycle()
+        settled(real_one, vm)
+    size = int(real_one.vm(vm).findtext("TEMPLATE/MEMORY"))
+    assert size <= 2048, size
+    limit, used = limits()
+    assert (int(limit), int(used)) == (10240 - (8192 - size), size), (limit, used)
+
+    def allocate_as_owner(memory_mib):
+        return xmlrpc.client.ServerProxy(real_one.endpoint).one.vm.allocate(
+            session, 'NAME="spend"\nMEMORY="%d"\nCPU="0.1"\n' % memory_mib, True)
+    refused = allocate_as_owner(6144)
+    assert not refused[0] and "MEMORY quota" in refused[1], refused
+    spare = allocate_as_owner(2048)          # the headroom she had before cvem: still hers
+    assert spare[0], spare
+    for _ in range(4):                        # surge: grows back to its 8 GiB
+        reports.publish(vm, reports.memory_kib(vm), reports.memory_kib(vm),
+                        swap_used_kib=6 << 20, pressure=True)
+        report = svc.cycle()
+        assert not report.result.failed, report.result.failed
+        settled(real_one, vm)
+        if real_one.vm(vm).findtext("TEMPLATE/MEMORY") == "8192":
+            break
+    assert real_one.vm(vm).findtext("TEMPLATE/MEMORY") == "8192"
+    svc.cycle()
+    assert limits()[0] == "10240"
