@@ -159,6 +159,8 @@ def run(ctx, once, dry_run, metrics_address):
       cvem --config /etc/one/cvem.conf run --metrics-address 127.0.0.1:9929
     """
     from dataclasses import replace
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
     try:
         config = _config(ctx)
         if dry_run:
@@ -171,8 +173,6 @@ def run(ctx, once, dry_run, metrics_address):
         server = None if once else _monitor(service, config.service.metrics_address)
     except CloudvampError as error:
         _fail(error)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
     stop = threading.Event()
 
     def _stop(signum, _frame):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from ..core.model import Resize
-from ..service.lend import reclaimed_kib_by_host
 
 BYTES_PER_KIB = 1024
 
@@ -27,7 +26,7 @@ class HostRow:
     physical_bytes: int
     max_mem_bytes: int
     allocated_bytes: int        # HOST_SHARE/MEM_USAGE after this cycle's resizes
-    reclaimed_bytes: int        # sum of (MEMORY_MAX - MEMORY) of its running VMs
+    reclaimed_bytes: int        # sum of (MEMORY_MAX - MEMORY) of the VMs cvem manages
     held_back_bytes: int        # RESERVED_MEM cvem holds above the base (lend factor)
     needs_room_bytes: int       # grows that did not fit this cycle
 
@@ -117,7 +116,12 @@ def cycle_view(report) -> CycleView:
     applied: Dict[int, int] = {}
     if report.result is not None:
         applied = {a.vm_id: a.to_kib // 1024 for a in report.result.applied}
-    reclaimed = reclaimed_kib_by_host(obs.raw_vms, applied)
+    reclaimed: Dict[int, int] = {}
+    for st in obs.statuses:   # what cvem took: only the VMs it manages count
+        if st.managed and st.nominal_kib and st.host_id is not None:
+            now_kib = applied.get(st.vm_id, (st.allocated_kib or 0) // 1024) * 1024
+            reclaimed[st.host_id] = reclaimed.get(st.host_id, 0) + max(
+                st.nominal_kib - now_kib, 0)
     usage_delta: Dict[int, int] = {}
     for vm_id, mib in applied.items():
         raw = obs.raw_vms[vm_id]

@@ -156,7 +156,11 @@ class Handover:
             LOG.warning("handover document %d unreadable (%s); starting from the local "
                         "state DB", self._doc_id, error)
             return None
-        return record if record.get("format") == FORMAT else None
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            LOG.warning("handover document %d is not a cvem record of format %d; starting "
+                        "from the local state DB", self._doc_id, FORMAT)
+            return None
+        return record
 
     def save(self, record: dict) -> bool:
         text = encode(dict(record, saved_at_s=0))   # unchanged content: no write

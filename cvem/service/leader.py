@@ -68,9 +68,10 @@ class LeaderGate:
 class AlwaysActing:
     """``leader_only = no``: a single front-end that never asks."""
 
-    role = Role("-", True)
+    def __init__(self):
+        self.role: Optional[Role] = None
 
     def check(self) -> Role:
-        first = self.role.took_over is False and not getattr(self, "_seen", False)
-        self._seen = True
-        return Role("-", True, took_over=first)
+        role = Role("-", True, took_over=self.role is None)
+        self.role = role
+        return role

@@ -342,7 +342,11 @@ class Service:
         role = self.leader.check()
         self._notify("role_changed", role.name, role.acting)
         if role.took_over:
-            self.take_over()
+            try:
+                self.take_over()
+            except Exception:
+                self.leader.role = None   # take over again before the next cycle
+                raise
         return role.acting
 
     def take_over(self) -> None:
