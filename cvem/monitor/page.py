@@ -7,7 +7,7 @@ PAGE_HTML = r"""<!DOCTYPE html>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.2em;color:#222;background:#fafafa}
 h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.1em;margin:1.2em 0 .4em}
-table{border-collapse:collapse;background:#fff} td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}
+table{border-collapse:collapse;background:#fff} td,th{white-space:nowrap;padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}
 th{background:#eee} td.l,th.l{text-align:left}
 .badge{display:inline-block;padding:1px 8px;border-radius:8px;color:#fff;font-weight:600}
 .ok{background:#2e7d32}.idle{background:#757575}.bad{background:#c62828}
@@ -102,7 +102,7 @@ function render(d) {
     cell(tr, v.vm); cell(tr, v.name, true); cell(tr, v.host == null ? "-" : v.host); cell(tr, v.state, true);
     cell(tr, mib(v.nominal_bytes)); cell(tr, mib(v.current_bytes)); cell(tr, mib(v.guest_used_bytes));
     cell(tr, mib(v.target_bytes)); cell(tr, v.managed ? "yes" : "no", true); cell(tr, v.report, true);
-    cell(tr, v.reason, true); cell(tr, v.last_action || "-", true);
+    cell(tr, v.reason, true).style.whiteSpace = "normal"; cell(tr, v.last_action || "-", true);
   });
   fill("actions", d.recent_actions, (tr, a) => {
     cell(tr, utc(a.at_s), true); cell(tr, a.vm); cell(tr, a.host); cell(tr, a.action, true);

@@ -43,7 +43,7 @@ class VmRow:
     host_id: Optional[int]
     state: str
     nominal_bytes: Optional[int]
-    current_bytes: Optional[int]
+    current_bytes: Optional[int]    # MEMORY after this cycle's resizes
     guest_used_bytes: Optional[int]
     target_bytes: Optional[int]     # this cycle's planned size, else the current one
     managed: bool
@@ -145,7 +145,9 @@ def cycle_view(report) -> CycleView:
     planned = {a.vm_id: a.to_kib for a in report.plan.actions if isinstance(a, Resize)}
     vms = tuple(VmRow(
         vm_id=s.vm_id, name=s.name, host_id=s.host_id, state=s.state,
-        nominal_bytes=_bytes(s.nominal_kib), current_bytes=_bytes(s.allocated_kib),
+        nominal_bytes=_bytes(s.nominal_kib),
+        current_bytes=_bytes(applied[s.vm_id] * 1024 if s.vm_id in applied
+                             else s.allocated_kib),
         guest_used_bytes=_bytes(s.guest_used_kib),
         target_bytes=_bytes(planned.get(s.vm_id, s.allocated_kib)),
         managed=s.managed, reason=s.reason, report_state=report_state(s))
