@@ -96,6 +96,12 @@ class Monitor:
     def role_changed(self, role: str, acting: bool) -> None:
         with self._lock:
             self._role, self._acting = role, acting
+            if not acting:
+                # an idle front-end exports no per-host/VM series: only the acting one's
+                # are current (the dashboard sums over front-ends)
+                self._view = None
+                if role in ("FOLLOWER", "CANDIDATE"):
+                    self._oned_up = True   # its oned answered raftstatus
             self._changed.notify_all()
 
     # -------------------------------------------------------------------- readers

@@ -85,6 +85,7 @@ def test_only_solo_and_leader_act(oned, tmp_path, state, acts):
         assert idle_calls == {"one.zone.raftstatus"}
     state_now = monitor.read()
     assert state_now.acting is acts
+    assert (state_now.view is not None) is acts   # a follower exports no VM/host series
     assert state_now.role == {0: "SOLO", 1: "CANDIDATE", 2: "FOLLOWER", 3: "LEADER"}[state]
 
 
@@ -201,6 +202,8 @@ def test_the_handover_record_is_a_private_document_of_cvems_type(oned, tmp_path)
     assert len(docs) == 1 and docs[0]["name"] == DOCUMENT_NAME
     record = json.loads(docs[0]["template"]["CVEM_STATE"])
     assert str(vm) in record["cooldown_s"] and record["format"] == 1
+    oned.wait_until(lambda: oned.lcm_state(vm) == 3)
+    svc.run(FastStop(), max_cycles=1)        # the resize is seen done: record updated
     writes = len(oned.calls_of("one.document.update"))
     svc.run(FastStop(), max_cycles=1)        # nothing changed: nothing written
     assert len(oned.calls_of("one.document.update")) == writes
