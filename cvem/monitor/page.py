@@ -22,7 +22,7 @@ migrations in flight <span id="in-flight">0</span> · <span id="error"></span></
 <h2>Hosts</h2>
 <table id="hosts"><thead><tr><th>host</th><th class="l">name</th><th>physical GiB</th>
 <th>allocated GiB</th><th>reclaimed GiB</th><th>lent GiB</th><th>needs room GiB</th>
-<th class="l">allocated / physical</th></tr></thead><tbody></tbody></table>
+<th class="l">allocated · reclaimed | physical</th></tr></thead><tbody></tbody></table>
 <h2>VMs</h2>
 <table id="vms"><thead><tr><th>vm</th><th class="l">name</th><th>host</th><th class="l">state</th>
 <th>nominal MiB</th><th>current MiB</th><th>guest used MiB</th><th>target MiB</th>
@@ -53,10 +53,13 @@ function svg(tag, attrs) {
   return e;
 }
 function bar(h) {
+  // allocated (blue) then reclaimed (green) on one scale; the red tick is physical memory
   const w = 200, s = svg("svg", {width: w, height: 14});
-  const scale = v => Math.max(0, Math.min(w, w * v / (h.physical_bytes || 1)));
+  const top = Math.max(h.physical_bytes, h.allocated_bytes + h.reclaimed_bytes, 1);
+  const scale = v => Math.max(0, w * v / top);
   s.appendChild(svg("rect", {x: 0, y: 0, width: scale(h.allocated_bytes), height: 14, fill: "#1565c0"}));
   s.appendChild(svg("rect", {x: scale(h.allocated_bytes), y: 0, width: scale(h.reclaimed_bytes), height: 14, fill: "#81c784"}));
+  s.appendChild(svg("rect", {x: Math.min(scale(h.physical_bytes), w - 2), y: 0, width: 2, height: 14, fill: "#c62828"}));
   return s;
 }
 function graph(points) {
