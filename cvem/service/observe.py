@@ -302,13 +302,16 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             now_s: float, in_flight: Iterable[int] = (),
             migrating: Optional[Mapping[int, int]] = None,
             nominal_kib: Optional[Mapping[int, int]] = None,
-            held_back: Optional[Mapping[int, str]] = None) -> Observation:
+            held_back: Optional[Mapping[int, str]] = None,
+            drs_moving: Iterable[int] = ()) -> Observation:
     """``in_flight``: VMs whose resize is still settling; ``migrating``: VM -> target host of
     the live migrations in flight (never resized while they move); ``nominal_kib``: each
     VM's nominal size (:mod:`cvem.service.nominal`; None: its MEMORY now, never grown);
-    ``held_back``: VM -> why it is left alone for now (a resize back-off)."""
+    ``held_back``: VM -> why it is left alone for now (a resize back-off); ``drs_moving``:
+    VMs in a OneDRS plan that is waiting or applying (left to OneDRS)."""
     migrating = migrating or {}
     held_back = held_back or {}
+    drs_moving = frozenset(drs_moving)
     hosts = {h.host_id: h for h in read.hosts}
     host_views: List[HostView] = []
     lend_extra: Dict[int, int] = {}
@@ -333,6 +336,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             nominal = nominal_kib.get(vm.vm_id)
         if vm.vm_id in migrating:
             reason = f"migration in flight to host {migrating[vm.vm_id]}"
+        elif vm.vm_id in drs_moving:
+            reason = "OneDRS plan in flight"
         else:
             reason = why_unmanaged(vm, host, params, vm.vm_id in in_flight)
             if reason is None and vm.vm_id in held_back:
