@@ -23,12 +23,14 @@ def test_oned_restarted_mid_run_is_waited_for_and_nothing_is_repeated(real_one, 
         pytest.skip("restarts the test bed's oned")
     cluster_id, (a, _b, _d) = empty_cluster
     vm = real_one.make_vm(a, 4096, 4096)
-    svc = cvem_service(real_one, tmp_path, clusters=str(cluster_id), period_s=1.0,
-                       guards="cooldown_s = 3600\nmax_shrink_ratio = 0.25\n")
     reports = GuestReports(real_one)
     reports.publish(vm, 400 * 1024, 4096 * 1024)
     stop = threading.Event()
-    runner = threading.Thread(target=svc.run, args=(stop,), daemon=True)
+
+    def run_cvem():   # `cvem run`: its state DB belongs to the thread that runs it
+        cvem_service(real_one, tmp_path, clusters=str(cluster_id), period_s=1.0,
+                     guards="cooldown_s = 3600\nmax_shrink_ratio = 0.25\n").run(stop)
+    runner = threading.Thread(target=run_cvem, daemon=True)
     runner.start()
     try:
         real_one.wait(lambda: real_one.vm(vm).findtext("TEMPLATE/MEMORY") == "3072",
