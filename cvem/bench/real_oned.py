@@ -153,15 +153,31 @@ def _cycle_row(report, updates: int) -> Dict[str, float]:
 
 
 def measure(endpoint: str, session: str, vms: int, period_s: float = 10.0,
-            say: Callable[[str], None] = print) -> Dict[str, object]:
-    """Build N VMs, run a first and a steady cvem cycle, tear down; the figures."""
+            say: Callable[[str], None] = print, cluster_id: int = -1) -> Dict[str, object]:
+    """Build N VMs, run a first and a steady cvem cycle, tear down; the figures. With
+    ``cluster_id``, measure that existing cluster's RUNNING VMs instead (nothing built or
+    deleted)."""
+    bed = Bed(endpoint, session)
+    if cluster_id >= 0:
+        vm_ids = [v for v, st in bed.states(cluster_id).items() if st == "3/3"]
+        info = etree.fromstring(bed.rpc("one.cluster.info", cluster_id, False).encode())
+        hosts = [int(h.text) for h in info.iterfind("HOSTS/ID")]
+        say(f"  cluster {cluster_id}: {len(vm_ids)} RUNNING VMs on {len(hosts)} hosts")
+        return _measure_cycles(bed, endpoint, session, cluster_id, hosts, vm_ids, period_s)
+    cluster_id, hosts, vm_ids = _build(bed, vms, say)   # (cleans up after itself on failure)
+    try:
+        return _measure_cycles(bed, endpoint, session, cluster_id, hosts, vm_ids, period_s)
+    finally:
+        _teardown(bed, cluster_id, hosts)
+
+
+def _measure_cycles(bed, endpoint, session, cluster_id, hosts, vm_ids, period_s):
     from ..adapters.one import OneCloud
     from ..config import parse_config
     from ..service.runner import Service
     from ..service.state import StateStore
-    bed = Bed(endpoint, session)
-    cluster_id, hosts, vm_ids = _build(bed, vms, say)
-    try:
+    vms = len(vm_ids)
+    if True:
         seq = int(time.time())
         update_s = _publish(bed, vm_ids, seq)
         with tempfile.TemporaryDirectory() as tmp:
@@ -170,7 +186,6 @@ def measure(endpoint: str, session: str, vms: int, period_s: float = 10.0,
             config = parse_config(
                 f"[cvem]\nperiod_s = {period_s}\nstate_db = {tmp}/state.db\n"
                 f"live_resize_vm_mads = dummylive\nclusters = {cluster_id}\n"
-                f"max_actions_per_s = 1000\nmax_actions_per_cycle = {vms}\n"
                 f"max_updates_per_cycle = {vms}\n"
                 f"[one]\nendpoint = {endpoint}\nauth_file = {auth}\n", "bench")
             service = Service(config, OneCloud(endpoint, session, timeout_s=120),
@@ -184,8 +199,6 @@ def measure(endpoint: str, session: str, vms: int, period_s: float = 10.0,
             steady = service.cycle()
             rows["steady"] = _cycle_row(steady, steady.updates)
             service.store.close()
-    finally:
-        _teardown(bed, cluster_id, hosts)
     return {"vms": vms, "hosts": len(hosts), "update_ms": round(update_s * 1000, 2),
             "cycles": rows}
 

@@ -140,10 +140,12 @@ def scale(vms, hosts, series, with_pyone, json_path):
               help="Comma-separated fleet sizes, each built, measured and deleted in turn.")
 @click.option("--heartbeat-s", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Publisher heartbeat used for the write budget.")
+@click.option("--cluster", "cluster_id", type=int, default=-1,
+              help="Measure this existing cluster's RUNNING VMs instead of building fleets.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the figures as JSON.")
 @click.pass_context
-def real(ctx, vms, heartbeat_s, json_path):
+def real(ctx, vms, heartbeat_s, cluster_id, json_path):
     """Whole cycles on a real oned with the dummy drivers (the oned test bed, never a
     production cloud): builds a cluster of `dummylive` hosts and N VMs, times a first and a
     steady cvem cycle (read, decide, apply, show), deletes it all, and prints the oned write
@@ -159,14 +161,14 @@ def real(ctx, vms, heartbeat_s, json_path):
     try:
         endpoint = resolve_endpoint(root.get("endpoint"))
         session = read_session(auth_file_path(root.get("auth_file")))
-        sizes = [int(v) for v in vms.split(",") if v.strip()]
+        sizes = [int(v) for v in vms.split(",") if v.strip()] if cluster_id < 0 else [0]
     except (CloudvampError, ValueError) as e:
         raise click.ClickException(str(e))
     results = []
     for n in sizes:
-        click.echo(f"{n} VMs on {endpoint}:")
+        click.echo(f"{n or 'existing'} VMs on {endpoint}:")
         try:
-            row = measure(endpoint, session, n, say=click.echo)
+            row = measure(endpoint, session, n, say=click.echo, cluster_id=cluster_id)
         except (RuntimeError, OSError, CloudvampError) as e:
             raise click.ClickException(f"{n} VMs: {e}")
         for name, c in row["cycles"].items():
