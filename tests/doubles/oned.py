@@ -11,7 +11,7 @@
         oned.wait_until(lambda: oned.lcm_state(vm) == 3)   # HOTPLUG_RESIZE -> RUNNING
 
 Semantics follow the recordings of a real oned 7.4.0 in
-``shared/opennebula-xsd/real-7.4/`` (``calls.jsonl``): reply shapes (``[True, body, 0]``;
+``tests/fixtures/opennebula/real-7.4/`` (``calls.jsonl``): reply shapes (``[True, body, 0]``;
 failures ``[False, "[one.<method>] <message>", code, obj_id, -1]`` as recorded — 5 items),
 error texts and codes, the fit test (``MAX_MEM - MEM_USAGE``), live resize through LCM 66
 HOTPLUG_RESIZE for ``resize_settle_s``, a history record per resize, asynchronous migration
