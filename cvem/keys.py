@@ -68,4 +68,5 @@ SHOW_LAST_ACTION = "CLOUDVAMP_LAST_ACTION"
 
 # --- template opt-out and lend factor bookkeeping -----------------------------------------
 OPT_OUT = "CLOUDVAMP"                   # CLOUDVAMP="NO" in the VM template opts a VM out
+OPT_OUT_VALUES = ("NO", "FALSE", "OFF", "0", "DISABLED")   # case-insensitive
 HOST_BASE_RESERVED_MEM = "CLOUDVAMP_BASE_RESERVED_MEM"  # admin's own RESERVED_MEM, kept aside

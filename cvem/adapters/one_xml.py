@@ -20,6 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Union
 
 from lxml import etree
 
+from ..keys import OPT_OUT_VALUES
 from ..ports import RawHost, RawVm
 
 XmlText = Union[str, bytes]
@@ -112,7 +113,9 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
             for item in child:
                 if type(item.tag) is str and len(item) == 0:
                     mon[item.tag] = (item.text or "").strip()
-    opt_out = user.pop(_PREFIX, "") or tmpl.get(_PREFIX, "")
+    # The owner's or admin's TEMPLATE decides; the guest-writable USER_TEMPLATE (OneGate)
+    # may only add an opt-out, never lift one (a guest cannot opt itself back in).
+    opt_out = _stricter_opt_out(tmpl.get(_PREFIX, ""), user.pop(_PREFIX, ""))
     vm_id = ints.get("ID")
     if vm_id is None:
         raise ValueError("VM without a numeric ID")
@@ -126,6 +129,15 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
         host_id=_int(hist.get("HID")), host_name=hist.get("HOSTNAME", ""),
         vm_mad=hist.get("VM_MAD", ""), cluster_id=_int(hist.get("CID")),
         opt_out=opt_out, user=user, monitoring=mon)
+
+
+def _stricter_opt_out(template_value: str, user_value: str) -> str:
+    """The value that opts out if either does (the TEMPLATE's when both or neither do)."""
+    if template_value.strip().upper() in OPT_OUT_VALUES:
+        return template_value
+    if user_value.strip().upper() in OPT_OUT_VALUES:
+        return user_value
+    return template_value or user_value
 
 
 def parse_vm_pool(data: XmlText) -> List[RawVm]:

@@ -176,6 +176,8 @@ def run(ctx, once, dry_run):
         except ValueError:  # not the main thread (tests)
             pass
     service.run(stop, max_cycles=1 if once else None)
+    if once and service.last_error:
+        _fail(service.last_error)   # a single cycle that failed is a failed command
 
 
 @cli.command()
