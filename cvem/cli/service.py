@@ -30,10 +30,15 @@ def _connect(config: Config):
                     https_verify=one.https_verify)
 
 
-def _service(config: Config, readonly: bool):
+def _service(config: Config, readonly: bool, reset_state: bool = False):
     from ..service.runner import Service
     from ..service.state import StateStore
-    store = StateStore(config.service.state_db, readonly=readonly)
+    store = StateStore(config.service.state_db, readonly=readonly, reset=reset_state)
+    if reset_state:
+        LOG.warning("state DB %s reset (--reset-state): cooldowns, histories and in-flight "
+                    "records start empty", config.service.state_db)
+    elif store.created:
+        LOG.info("state DB %s created (first start)", config.service.state_db)
     return Service(config, _connect(config), store)
 
 
@@ -142,8 +147,11 @@ def _table(rows, columns):
 @connection_options
 @click.option("--once", is_flag=True, help="Run a single cycle and exit.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, never act (overrides config).")
+@click.option("--reset-state", is_flag=True,
+              help="Start with an empty state DB (forgets cooldowns, histories and in-flight "
+                   "records); needed once after the state DB was lost.")
 @click.pass_context
-def run(ctx, once, dry_run):
+def run(ctx, once, dry_run, reset_state):
     """Run the cvem service: every period read the cloud, decide, resize VMs and (unless
     [migration] enabled = no) live-migrate VMs off hosts that cannot grow their guests.
 
@@ -159,11 +167,11 @@ def run(ctx, once, dry_run):
         if dry_run:
             from dataclasses import replace
             config = replace(config, service=replace(config.service, dry_run=True))
-        service = _service(config, readonly=False)
+        if logging.getLogger().level > logging.INFO:
+            logging.getLogger().setLevel(logging.INFO)
+        service = _service(config, readonly=False, reset_state=reset_state)
     except CloudvampError as error:
         _fail(error)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
     stop = threading.Event()
 
     def _stop(signum, _frame):
