@@ -115,11 +115,11 @@ def check_not_lost(path: str, reset: bool = False) -> bool:
     """Raise ConfigError when the state DB at ``path`` existed and is gone, emptied or
     without its tables (unless ``reset``); True when cvem starts there for the first time
     (or is reset), False when the DB is there."""
+    if reset:
+        return True
     exists = os.path.exists(path) and os.path.getsize(path) > 0
     if exists and _has_cvem_tables(path):
         return False
-    if reset:
-        return True
     marker = marker_path(path)
     if exists:
         raise ConfigError(f"[cvem] state_db: {path} holds no cvem state tables (emptied, "
