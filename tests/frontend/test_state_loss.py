@@ -3,6 +3,7 @@
 cvem tells a first start from a lost DB by the marker it writes beside the DB when it
 creates it (``<state_db>.created``); ``cvem run --reset-state`` starts afresh on purpose.
 """
+import os
 import sqlite3
 
 import pytest
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from cvem.cli import cli
 from cvem.errors import ConfigError
-from cvem.service.state import StateStore, marker_path
+from cvem.service.state import StateStore
 from fe_support import GIB, write_config
 
 MIB = 1024
@@ -63,7 +64,7 @@ def test_a_lost_db_is_one_clear_error_for_every_command(oned, auth_file, used_db
     if damage == "deleted":
         for suffix in ("", "-wal", "-shm"):
             try:
-                __import__("os").unlink(path + suffix)
+                os.unlink(path + suffix)
             except FileNotFoundError:
                 pass
     elif damage == "emptied":
@@ -104,4 +105,4 @@ def test_reset_forgets_the_old_state_on_purpose(oned, auth_file, used_db):
     assert StateStore(path).load_history().vm_ids.size
     store = StateStore(path, reset=True)
     assert store.load_history().vm_ids.size == 0 and store.created
-    assert marker_path(path).endswith(".created")
+    assert os.path.isfile(path + ".created")
