@@ -79,6 +79,7 @@ def _root_or_objects(data: XmlText, tag: str) -> Iterator[etree._Element]:
 _VM_INTS = {"ID", "UID", "GID", "STATE", "LCM_STATE"}
 _VM_TEXTS = {"NAME", "UNAME", "GNAME"}
 _TEMPLATE_KEYS = {"MEMORY", "MEMORY_MAX", "MEMORY_RESIZE_MODE", _PREFIX}
+_CONTEXT_OPT_OUT = "CONTEXT/" + _PREFIX
 _HISTORY_KEYS = {"HID", "HOSTNAME", "VM_MAD", "CID"}
 
 
@@ -99,6 +100,12 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
             for item in child:
                 if item.tag in _TEMPLATE_KEYS:
                     tmpl[item.tag] = (item.text or "").strip()
+                elif item.tag == "CONTEXT":
+                    # CONTEXT=[CLOUDVAMP="NO"]: the owner's opt-out where OneGate cannot
+                    # reach (a top-level CLOUDVAMP lands in USER_TEMPLATE, see below).
+                    value = item.findtext(_PREFIX)
+                    if value is not None:
+                        tmpl[_CONTEXT_OPT_OUT] = value.strip()
         elif tag == "USER_TEMPLATE":
             for item in child:
                 name = item.tag
@@ -113,9 +120,12 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
             for item in child:
                 if type(item.tag) is str and len(item) == 0:
                     mon[item.tag] = (item.text or "").strip()
-    # The owner's or admin's TEMPLATE decides; the guest-writable USER_TEMPLATE (OneGate)
-    # may only add an opt-out, never lift one (a guest cannot opt itself back in).
-    opt_out = _stricter_opt_out(tmpl.get(_PREFIX, ""), user.pop(_PREFIX, ""))
+    # What the owner or admin wrote where a guest cannot (TEMPLATE, its CONTEXT) decides;
+    # the guest-writable USER_TEMPLATE (OneGate) may only add an opt-out, never lift one.
+    # oned moves a top-level CLOUDVAMP of a VM template into USER_TEMPLATE, where a guest
+    # can overwrite it: the owner's guest-proof opt-out is CONTEXT=[CLOUDVAMP="NO"].
+    owner = _stricter_opt_out(tmpl.get(_PREFIX, ""), tmpl.get(_CONTEXT_OPT_OUT, ""))
+    opt_out = _stricter_opt_out(owner, user.pop(_PREFIX, ""))
     vm_id = ints.get("ID")
     if vm_id is None:
         raise ValueError("VM without a numeric ID")

@@ -90,8 +90,10 @@ def _nan_to_none(x):
 
 def marker_path(path: str) -> str:
     """The file beside the state DB that says a state DB was created there: with it, a
-    missing, emptied or table-less DB is a lost state, not a first start."""
-    return path + ".created"
+    missing, emptied or table-less DB is a lost state, not a first start. A dot-file, so
+    that ``rm state.db*`` (the DB and its -wal/-shm) does not take it along."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.created")
 
 
 RESET_HINT = ("restore it from a backup, or start with empty state (cooldowns, histories and "

@@ -338,8 +338,12 @@ class OnedDouble(object):
                 tmpl["MEMORY_RESIZE_MODE"] = resize_mode
             if realistic:
                 tmpl.update(_realistic_template(vm_id, name))
-            tmpl.update(template or {})
-            vm = Vm(vm_id, name, uid, gid, uname, gname, tmpl, user_template or {})
+            user = dict(user_template or {})
+            for key, value in (template or {}).items():
+                # A real oned 7.4 moves the custom attributes of a VM template (CLOUDVAMP=...)
+                # into USER_TEMPLATE at allocate, where OneGate can overwrite them.
+                (user if key.startswith("CLOUDVAMP") else tmpl)[key] = value
+            vm = Vm(vm_id, name, uid, gid, uname, gname, tmpl, user)
             vm.stime = vm.last_poll = self.epoch()
             vm.state, vm.lcm = state, lcm_state
             vm.prev_state, vm.prev_lcm = state, lcm_state

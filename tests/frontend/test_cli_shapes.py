@@ -31,7 +31,7 @@ def hosts_no_vm(oned):
 def nothing_managed(oned):
     host = oned.add_host("kvm-1", total_mem_kib=32 * GIB)
     oned.add_vm("legacy", host, 1024)                                     # no MEMORY_MAX
-    oned.add_vm("admin-no", host, 2048, 4096, template={"CLOUDVAMP": "NO"})
+    oned.add_vm("owner-no", host, 2048, 4096, template={"CONTEXT": {"CLOUDVAMP": "NO"}})
     guest_no = oned.add_vm("guest-no", host, 2048, 4096)
     oned.merge_user_template(guest_no, {"CLOUDVAMP": "NO"})
     oned.add_vm("off", host, 2048, 4096, lcm_state=0, state=8)            # POWEROFF

@@ -47,9 +47,12 @@ def test_cycles_run_when_no_vm_is_managed(oned, tmp_path):
 
 
 # -------------------------------------------------------------------------------- 3
-def test_a_guest_cannot_lift_its_admins_opt_out(oned, tmp_path):
+def test_a_guest_cannot_lift_its_owners_opt_out(oned, tmp_path):
+    """CONTEXT=[CLOUDVAMP="NO"] is where an owner's opt-out is out of a guest's reach (a
+    real oned 7.4 keeps it in TEMPLATE/CONTEXT; OneGate only writes USER_TEMPLATE)."""
     host = oned.add_host("kvm-1", total_mem_kib=16 * GIB)
-    vm = oned.add_vm("kept-out", host, 4096, 4096, template={"CLOUDVAMP": "NO"})
+    vm = oned.add_vm("kept-out", host, 4096, 4096,
+                     template={"CONTEXT": {"TOKEN": "YES", "CLOUDVAMP": "NO"}})
     oned.set_guest(vm, 300 * MIB, extra={"CLOUDVAMP": "YES"})        # through OneGate
     service = make_service(oned, tmp_path)
     report = service.cycle()
@@ -58,9 +61,24 @@ def test_a_guest_cannot_lift_its_admins_opt_out(oned, tmp_path):
     assert not report.plan.actions and not oned.calls_of("one.vm.resize")
 
 
+def test_opt_out_precedence_in_the_vm_document():
+    from cvem.adapters.one_xml import parse_vm
+    def vm(template="", user=""):
+        return parse_vm("<VM><ID>7</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
+                        "<TEMPLATE><MEMORY>1024</MEMORY>%s</TEMPLATE>"
+                        "<USER_TEMPLATE>%s</USER_TEMPLATE></VM>" % (template, user)).opt_out
+    no_ctx = "<CONTEXT><CLOUDVAMP>NO</CLOUDVAMP></CONTEXT>"
+    assert vm(no_ctx, "<CLOUDVAMP>YES</CLOUDVAMP>") == "NO"
+    assert vm("<CLOUDVAMP>no</CLOUDVAMP>", "<CLOUDVAMP>YES</CLOUDVAMP>") == "no"
+    assert vm("<CONTEXT><CLOUDVAMP>YES</CLOUDVAMP></CONTEXT>", "<CLOUDVAMP>off</CLOUDVAMP>") == "off"
+    assert vm("", "<CLOUDVAMP>NO</CLOUDVAMP>") == "NO"
+    assert vm() == ""
+
+
 def test_a_guest_may_still_opt_itself_out(oned, tmp_path):
     host = oned.add_host("kvm-1", total_mem_kib=16 * GIB)
-    vm = oned.add_vm("leaving", host, 4096, 4096, template={"CLOUDVAMP": "YES"})
+    vm = oned.add_vm("leaving", host, 4096, 4096,
+                     template={"CONTEXT": {"TOKEN": "YES", "CLOUDVAMP": "YES"}})
     oned.set_guest(vm, 300 * MIB, extra={"CLOUDVAMP": "off"})
     status = make_service(oned, tmp_path).cycle(dry_run=True).observation.statuses[0]
     assert not status.managed and status.reason.startswith("opted out")

@@ -6,7 +6,7 @@ A guest can write, through OneGate, any USER_TEMPLATE key cvem reads: its report
 
 * no cycle raises, and ``status``/``plan`` can always be built;
 * no VM is ever resized above its nominal size (``MEMORY_MAX``);
-* no VM its owner or admin left out (``CLOUDVAMP="NO"`` in TEMPLATE, no ``MEMORY_MAX``,
+* no VM its owner or admin left out (``CONTEXT=[CLOUDVAMP="NO"]``, no ``MEMORY_MAX``,
   ``MEMORY_RESIZE_MODE=HOTPLUG``, not RUNNING, a resize in flight) is ever resized;
 * no VM is shrunk without a usable report, nor below what that report says it uses.
 """
@@ -62,7 +62,7 @@ def build(oned, cloud):
     for i, spec in enumerate(specs):
         template = {}
         if spec["admin"] is not None:
-            template["CLOUDVAMP"] = spec["admin"]
+            template["CONTEXT"] = {"TOKEN": "YES", "CLOUDVAMP": spec["admin"]}
         host = hosts[spec["host"]] if spec["host"] < len(hosts) else None
         state, lcm = LCM[spec["lcm"]]
         memory_max = None if spec["max_extra_mib"] is None \

@@ -1,8 +1,9 @@
 """Issue 10, defect 6: a state DB that existed and is lost is an error, never a fresh start.
 
 cvem tells a first start from a lost DB by the marker it writes beside the DB when it
-creates it (``<state_db>.created``); ``cvem run --reset-state`` starts afresh on purpose.
+creates it (``.<state_db name>.created``); ``cvem run --reset-state`` starts afresh on purpose.
 """
+import glob
 import os
 import sqlite3
 
@@ -44,7 +45,7 @@ def one_error_line(result):
 def test_first_start_creates_the_db_and_its_marker(tmp_path):
     path = str(tmp_path / "sub" / "state.db")
     store = StateStore(path)
-    assert store.created and (tmp_path / "sub" / "state.db.created").is_file()
+    assert store.created and (tmp_path / "sub" / ".state.db.created").is_file()
     store.close()
     again = StateStore(path)
     assert not again.created
@@ -53,20 +54,17 @@ def test_first_start_creates_the_db_and_its_marker(tmp_path):
 def test_a_db_from_before_the_marker_gets_one(tmp_path):
     path = str(tmp_path / "state.db")
     StateStore(path).close()
-    (tmp_path / "state.db.created").unlink()
+    (tmp_path / ".state.db.created").unlink()
     StateStore(path).close()
-    assert (tmp_path / "state.db.created").is_file()
+    assert (tmp_path / ".state.db.created").is_file()
 
 
 @pytest.mark.parametrize("damage", ["deleted", "emptied", "table-less"])
 def test_a_lost_db_is_one_clear_error_for_every_command(oned, auth_file, used_db, damage):
     config, path = used_db
-    if damage == "deleted":
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(path + suffix)
-            except FileNotFoundError:
-                pass
+    if damage == "deleted":                    # as `rm state.db*` would
+        for name in glob.glob(path + "*"):
+            os.unlink(name)
     elif damage == "emptied":
         open(path, "w").close()
     else:
@@ -105,4 +103,4 @@ def test_reset_forgets_the_old_state_on_purpose(oned, auth_file, used_db):
     assert StateStore(path).load_history().vm_ids.size
     store = StateStore(path, reset=True)
     assert store.load_history().vm_ids.size == 0 and store.created
-    assert os.path.isfile(path + ".created")
+    assert os.path.isfile(os.path.join(os.path.dirname(path), ".state.db.created"))
