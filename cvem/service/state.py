@@ -19,6 +19,7 @@ mid-cycle at worst delays a shrink by a cooldown, never repeats one).
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sqlite3
@@ -217,7 +218,7 @@ class StateStore:
         """History and report marks (and the migration state) of one cycle, atomically."""
         rows = [(_VM_IDS, _to_bytes(history.vm_ids))]
         rows += [(name, _to_bytes(np.asarray(col))) for name, col in history.columns.items()]
-        with self.db:
+        with self._errors(), self.db:
             if migration_state is not None:
                 self._write_migration_state(migration_state)
             self.db.execute("DELETE FROM history")
@@ -262,9 +263,19 @@ class StateStore:
 
     # ----------------------------------------------------------------- in flight
     def load_inflight(self) -> Dict[int, InFlight]:
-        return {row[0]: InFlight(*row) for row in self.db.execute(
-            "SELECT vm_id, host_id, action, from_kib, to_kib, reason, status, started_at_s "
-            "FROM inflight")}
+        with self._errors():
+            return {row[0]: InFlight(*row) for row in self.db.execute(
+                "SELECT vm_id, host_id, action, from_kib, to_kib, reason, status, "
+                "started_at_s FROM inflight")}
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """A state DB damaged under a running cvem (tables dropped, file emptied): one
+        clear error for the cycle, not a traceback."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise ConfigError(f"[cvem] state_db: {self.path}: {error}; {RESET_HINT}") from None
 
     def record_inflight(self, rec: InFlight) -> None:
         with self.db:

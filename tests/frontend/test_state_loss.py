@@ -104,3 +104,13 @@ def test_reset_forgets_the_old_state_on_purpose(oned, auth_file, used_db):
     store = StateStore(path, reset=True)
     assert store.load_history().vm_ids.size == 0 and store.created
     assert os.path.isfile(os.path.join(os.path.dirname(path), ".state.db.created"))
+
+
+def test_tables_dropped_under_a_running_cvem_fail_the_cycle_in_one_line(oned, tmp_path):
+    from fe_support import make_service
+    oned.add_host("kvm-1", total_mem_kib=16 * GIB)
+    service = make_service(oned, tmp_path)
+    service.cycle()
+    service.store.db.execute("DROP TABLE inflight")
+    with pytest.raises(ConfigError, match="state_db: .*no such table"):
+        service.cycle()
