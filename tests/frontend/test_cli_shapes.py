@@ -116,10 +116,15 @@ def test_wrong_password_is_one_clear_line(oned, tmp_path, command):
     assert "hunter2" not in result.output
 
 
-def test_check_config_does_not_need_oned(tmp_path, auth_file):
-    endpoint = "http://127.0.0.1:%d/RPC2" % closed_port()
-    result = invoke(endpoint, auth_file, write_config(tmp_path), "check-config")
-    assert result.exit_code == 0 and len(lines(result)) == 1
+def test_check_config_does_not_need_oned(oned, tmp_path, auth_file):
+    """check-config validates the file alone: oned down or a wrong password do not matter."""
+    bad = tmp_path / "bad_auth"
+    bad.write_text("oneadmin:hunter2\n")
+    for endpoint, auth in (("http://127.0.0.1:%d/RPC2" % closed_port(), auth_file),
+                           (oned.endpoint, str(bad))):
+        result = invoke(endpoint, auth, write_config(tmp_path), "check-config")
+        assert result.exit_code == 0 and len(lines(result)) == 1, result.output
+        assert "hunter2" not in result.output
 
 
 def test_run_once_as_a_process_exits_1_with_the_reason_last(tmp_path, auth_file):
