@@ -230,8 +230,18 @@ class GuestReports:
             "CLOUDVAMP_SEQ": self.seq,
             "CLOUDVAMP_TIME": int(time.time()),
         }
-        self.one.rpc("one.vm.update", int(vm_id),
-                     "\n".join('%s="%s"' % kv for kv in attrs.items()), 1)
+        body = "\n".join('%s="%s"' % kv for kv in attrs.items())
+        for attempt in range(5):
+            try:
+                self.one.rpc("one.vm.update", int(vm_id), body, 1)
+                return
+            except OneCallError as error:
+                # oned on sqlite under load (a busy CI machine, oned just restarted): a
+                # locked database reads as "Error getting virtual machine" / "Cannot update"
+                if attempt == 4 or not any(m in str(error) for m in (
+                        "Error getting virtual machine", "Cannot update", "authenticated")):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     def memory_kib(self, vm_id):
         return int(self.one.vm(vm_id).findtext("TEMPLATE/MEMORY")) * 1024
