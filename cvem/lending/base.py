@@ -26,10 +26,12 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class Window:
     """One closed window of a host: the Σ of its managed VMs' used memory at every sample,
-    and each VM's peak within the window (KiB)."""
+    each VM's peak within the window, and the Σ of their allocations (MEMORY) at every
+    sample (KiB)."""
 
     samples_kib: np.ndarray
     vm_peak_kib: Mapping[int, float] = field(default_factory=dict)
+    alloc_samples_kib: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ _BUILTIN = {
     "borg": "cvem.lending.strategies:Borg",
     "rclike": "cvem.lending.strategies:RcLike",
     "maxpeak": "cvem.lending.strategies:MaxPeak",
+    "allocpeak": "cvem.lending.allocpeak:AllocPeak",
 }
 
 

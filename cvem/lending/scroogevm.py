@@ -61,6 +61,8 @@ def is_stable(windows, alpha: float, band_sigma: float) -> bool:
 
 
 class ScroogeVm(Strategy):
+    """ScroogeVM's own: mean + k·σ, k stepped by a Mann–Kendall stability test."""
+
     name = "scroogevm"
     Params = ScroogeParams
     from_history = True

@@ -24,7 +24,9 @@ estimators, not of safety nets):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Sequence
+
+import numpy as np
 
 from .base import HostNow, Strategy, Window
 
@@ -34,7 +36,7 @@ class LendParams:
     """The ``[lend]`` section."""
 
     strategy: str = field(default="none", metadata={
-        "help": "lending strategy (cvem lending); none = RESERVED_MEM left to the admin"})
+        "help": "lending strategy (`cvem lending` lists them); none = RESERVED_MEM left to the admin"})
     window_s: float = field(default=1800.0, metadata={
         "min": 10.0, "help": "length of one usage window; estimates change once per window"})
     history_windows: int = field(default=4, metadata={
@@ -64,19 +66,24 @@ def newcomer_kib(windows: Sequence[Window], host: HostNow) -> float:
     return extra
 
 
-def scheduler_used_kib(strategy: Strategy, estimate_kib: Optional[float],
-                       windows: Sequence[Window], host: HostNow, open_peak_kib: float,
-                       params: LendParams) -> float:
-    """What the scheduler must count as used by the managed VMs of ``host``."""
-    if estimate_kib is None:
-        return host.allocated_kib                  # no opinion yet: lend nothing
-    used = float(estimate_kib)
-    if strategy.from_history:
-        used += newcomer_kib(windows, host)
-        used = max(used, open_peak_kib * (1.0 + params.takeback_margin))
-    floor = host.booked_kib - (params.max_overcommit - 1.0) * host.capacity_kib
-    used = max(used, min(host.allocated_kib, floor))
-    return min(used, max(host.booked_kib, host.allocated_kib))
+def scheduler_used_kib(estimate_kib, newcomers_kib, open_peak_kib, host_booked_kib,
+                       host_allocated_kib, host_capacity_kib, from_history: bool,
+                       params: LendParams):
+    """What the scheduler must count as used by a host's managed VMs. Works on floats or on
+    numpy arrays (one entry per host, as the simulator calls it); a NaN estimate means no
+    opinion yet, and lends nothing."""
+    estimate = np.asarray(estimate_kib, dtype=np.float64)
+    allocated = np.asarray(host_allocated_kib, dtype=np.float64)
+    booked = np.asarray(host_booked_kib, dtype=np.float64)
+    used = estimate
+    if from_history:
+        used = np.maximum(used + newcomers_kib, np.asarray(open_peak_kib) *
+                          (1.0 + params.takeback_margin))
+    floor = booked - (params.max_overcommit - 1.0) * np.asarray(host_capacity_kib)
+    used = np.maximum(used, np.minimum(allocated, floor))
+    used = np.minimum(used, np.maximum(booked, allocated))
+    used = np.where(np.isnan(estimate), allocated, used)
+    return float(used) if used.ndim == 0 else used
 
 
 def reserved_target_kib(base_kib: int, used_kib: float, allocated_kib: float) -> int:

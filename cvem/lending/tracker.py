@@ -18,13 +18,14 @@ from typing import Any, Deque, Dict, List, Mapping, Optional
 import numpy as np
 
 from .base import HostNow, Strategy, Window
-from .target import LendParams, scheduler_used_kib
+from .target import LendParams, newcomer_kib, scheduler_used_kib
 
 
 @dataclass
 class _Host:
     windows: Deque[Window]
     samples: List[float] = field(default_factory=list)
+    alloc_samples: List[float] = field(default_factory=list)
     peaks: Dict[int, float] = field(default_factory=dict)
     state: Any = None
     estimate_kib: Optional[float] = None
@@ -58,16 +59,19 @@ class LendTracker:
             h = self._host(host_id)
             if used > h.peaks.get(vm, -1.0):
                 h.peaks[vm] = used
-        for host_id in hosts_now:
-            self._host(host_id).samples.append(sums.get(host_id, 0.0))
+        for host_id, now in hosts_now.items():
+            h = self._host(host_id)
+            h.samples.append(sums.get(host_id, 0.0))
+            h.alloc_samples.append(now.allocated_kib)
         for gone in set(self.hosts) - set(hosts_now):
             del self.hosts[gone]   # no managed VM left: its history no longer describes it
 
     def _close(self, hosts_now: Mapping[int, HostNow]) -> None:
         for host_id, h in self.hosts.items():
             if h.samples:
-                h.windows.append(Window(np.asarray(h.samples, dtype=np.float64), dict(h.peaks)))
-            h.samples, h.peaks = [], {}
+                h.windows.append(Window(np.asarray(h.samples, dtype=np.float64), dict(h.peaks),
+                                        np.asarray(h.alloc_samples, dtype=np.float64)))
+            h.samples, h.alloc_samples, h.peaks = [], [], {}
             now = hosts_now.get(host_id)
             if now is not None and not self.strategy.per_cycle:
                 est = self.strategy.estimate(tuple(h.windows), now, h.state,
@@ -84,4 +88,7 @@ class LendTracker:
         else:
             estimate = h.estimate_kib
         open_peak = max(h.samples) if h.samples else 0.0
-        return scheduler_used_kib(self.strategy, estimate, windows, now, open_peak, self.params)
+        newcomers = newcomer_kib(windows, now) if self.strategy.from_history else 0.0
+        return scheduler_used_kib(math.nan if estimate is None else estimate, newcomers,
+                                  open_peak, now.booked_kib, now.allocated_kib,
+                                  now.capacity_kib, self.strategy.from_history, self.params)

@@ -15,7 +15,10 @@ target.
 
 Admission (:mod:`cvem.sim.admission`, off by default) deploys extra VMs after a warm-up so
 that hosts hold more nominal memory than they have; the admitted set is fixed before any
-policy runs, so every policy faces the same VMs.
+policy runs, so every policy faces the same VMs. The admission *run*
+(:mod:`cvem.sim.scheduler`, ``admission=``) instead lets OpenNebula's scheduler deploy pool
+VMs online wherever the lending strategy shows room; it hooks in before each period, after
+the observation and after the balloons moved.
 """
 from __future__ import annotations
 
@@ -125,6 +128,7 @@ class _Replay:
     migrated_kib: float = 0.0
     prev_demand: Optional[np.ndarray] = None  # what the guests needed last period
     prev_alloc: Optional[np.ndarray] = None   # and what they had
+    admission: Optional[object] = None        # cvem.sim.scheduler.Admission, or None
 
     @property
     def hosts(self) -> int:
@@ -310,19 +314,26 @@ def _charge_demand(run: _Replay, t: int) -> None:
 def _result(run: _Replay, policy: Policy) -> RunResult:
     w, placement = run.workload, run.placement
     series = RunSeries(step_s=w.step_s, demand_kib=w.demand_kib, nominal_kib=w.nominal_kib,
-                       alloc_kib=run.alloc_series, host_of_vm=placement.host_of_vm,
+                       alloc_kib=run.alloc_series, host_of_vm=run.host_of,
                        capacity_kib=placement.capacity_kib,
                        surge_starts=w.surge_starts, migrations=run.migrations,
                        ping_pong=run.ping_pong, host_demand_kib=run.host_demand,
-                       host_alloc_kib=run.host_alloc, migrated_kib=run.migrated_kib)
-    return RunResult(policy=policy.name, metrics=compute_metrics(series), series=series)
+                       host_alloc_kib=run.host_alloc, migrated_kib=run.migrated_kib,
+                       deploy_step=run.deploy_step)
+    metrics = compute_metrics(series)
+    if run.admission is not None:
+        metrics.update(run.admission.summary())
+    return RunResult(policy=policy.name, metrics=metrics, series=series)
 
 
 def simulate(workload: Workload, policy: Policy, cloud: CloudConfig = CloudConfig(),
              placement: Optional[Placement] = None,
              progress: Optional[Callable[[int], None]] = None,
-             admitted: Optional[Admitted] = None) -> RunResult:
-    """Replay ``workload`` under ``policy``: one control period per step, phase by phase."""
+             admitted: Optional[Admitted] = None, admission=None) -> RunResult:
+    """Replay ``workload`` under ``policy``: one control period per step, phase by phase.
+    ``admission`` (:class:`cvem.sim.scheduler.Admission`) runs the online admission."""
+    if admission is not None:
+        admitted = admission.admitted
     if admitted is None:
         if placement is not None:
             admitted = Admitted(workload, placement, np.zeros(workload.vms, np.int64),
@@ -330,18 +341,25 @@ def simulate(workload: Workload, policy: Policy, cloud: CloudConfig = CloudConfi
         else:
             admitted = prepare(workload, cloud)
     run = _start(admitted, policy, cloud)
+    run.admission = admission
     w = run.workload
     for t in range(w.steps):
         now_s = w.start_s + t * w.step_s
+        if admission is not None:
+            admission.before_period(run, t)
         n = int(run.live_at[t])
         nominal_t = _begin_period(run, t)
         _land_migrations(run, t, now_s)
         obs = _observe(run, t, n, now_s, nominal_t)
+        if admission is not None:
+            admission.after_observe(run, obs, nominal_t)
         flying = _in_flight(run, n)
         hosts = _host_columns(run, obs, flying)
         cycle, plan = _decide(run, obs, hosts, flying)
         moves = _plan_moves(run, obs, hosts, plan, cycle.urgent, flying)
         _move_balloons(run, n, plan.granted_kib)
+        if admission is not None:
+            admission.after_balloons(run, n, nominal_t)
         _start_migrations(run, t, moves)
         _charge_demand(run, t)
         if progress is not None:

@@ -90,15 +90,22 @@ def test_target_guards_newcomers_takeback_and_ceiling():
     new_host = HostNow(HOST.booked_kib + 8 * GIB, HOST.allocated_kib + 8 * GIB, HOST.capacity_kib,
                        {**HOST.vm_nominal_kib, 3: 8 * GIB})
     assert newcomer_kib(w, new_host) == 8 * GIB                     # unseen: at nominal
-    used = scheduler_used_kib(p90, 10 * GIB, w, new_host, 0.0, params)
-    assert used == pytest.approx(18 * GIB)
+
+    def used(estimate, host, open_peak=0.0):
+        return scheduler_used_kib(estimate, newcomer_kib(w, host), open_peak, host.booked_kib,
+                                  host.allocated_kib, host.capacity_kib, True, params)
+    assert used(10 * GIB, new_host) == pytest.approx(18 * GIB)
     # the open window's peak (a rise) counts at once
-    assert scheduler_used_kib(p90, 10 * GIB, w, HOST, 20 * GIB, params) == pytest.approx(22 * GIB)
-    # never more than max_overcommit × capacity of nominal booked
+    assert used(10 * GIB, HOST, 20 * GIB) == pytest.approx(22 * GIB)
+    # never more than max_overcommit × capacity of nominal booked: lend nothing beyond resizing
     big = HostNow(200 * GIB, 40 * GIB, 64 * GIB, {1: 200 * GIB})
-    assert scheduler_used_kib(p90, 1 * GIB, (), big, 0.0, params) >= 200 * GIB - 2 * 64 * GIB - 1
-    # no opinion yet: lend nothing
-    assert scheduler_used_kib(p90, None, w, HOST, 0.0, params) == HOST.allocated_kib
+    assert scheduler_used_kib(1 * GIB, 0.0, 0.0, 200 * GIB, 40 * GIB, 64 * GIB, True,
+                              params) == 40 * GIB
+    # no opinion yet: lend nothing; arrays work the same way
+    assert used(float("nan"), HOST) == HOST.allocated_kib
+    arr = scheduler_used_kib(np.array([10 * GIB, np.nan]), 0.0, 0.0, np.full(2, 60 * GIB),
+                             np.full(2, 30 * GIB), np.full(2, 64 * GIB), True, params)
+    assert list(arr) == [10 * GIB, 30 * GIB]
     assert reserved_target_kib(1024, 10 * GIB, 30 * GIB) == 1024 - 20 * GIB
 
 
