@@ -65,20 +65,22 @@ def load_bench_workload(spec: LendBenchSpec) -> Workload:
 
 def run_arm(spec: LendBenchSpec, strategy: Optional[str], policy: str,
             strategy_params: Optional[Mapping[str, str]] = None) -> Dict[str, float]:
-    """One arm; ``strategy`` None is static placement (no admission)."""
+    """One arm; ``strategy`` None is static placement: the same admission run, but the
+    scheduler books every VM at its nominal size (``fixed`` with ``lend_ratio = 0``), so pool
+    VMs only land in memory nobody booked."""
     w = load_bench_workload(spec)
     fleet, pool = split_fleet_pool(w)
     cloud = CloudConfig()
     placement = place(fleet, cloud)
     if strategy is None:
-        m = simulate(fleet, load_policy(policy), cloud, placement=placement).metrics
-        m = dict(m, extra_vms_pct=0.0, pending_at_end=0, reserved_writes=0)
+        name, strategy_params = "fixed", {"lend_ratio": "0"}
     else:
-        lend = LendParams(strategy=strategy)
-        adm = Admission(fleet, pool, placement, load_strategy(strategy, strategy_params), lend,
-                        spec.admission)
-        m = simulate(fleet, load_policy(policy), cloud, admission=adm).metrics
+        name = strategy
+    adm = Admission(fleet, pool, placement, load_strategy(name, strategy_params),
+                    LendParams(strategy=name), spec.admission)
+    m = simulate(fleet, load_policy(policy), cloud, admission=adm).metrics
     out = {k: float(m[k]) for k in KEYS}
+    out["admitted_vms"] = float(m["extra_vms"])
     out.update(hosts=placement.hosts, fleet_vms=fleet.vms, pool_vms=pool.vms,
                days=round(fleet.steps * fleet.step_s / 86400.0, 2))
     return out
@@ -113,6 +115,8 @@ def run_lend_bench(specs: Sequence[LendBenchSpec], strategies=STRATEGIES, polici
         entry = report.setdefault(spec.variant, {"spec": _spec_doc(spec), "arms": {}})
         entry["arms"][f"{strategy or 'static'}/{policy}"] = r
     for entry in report.values():
+        for policy in policies:
+            relative_to_static(entry["arms"], policy)
         entry["targets"] = {p: check_targets(entry["arms"], p) for p in policies}
     return report
 
@@ -121,6 +125,15 @@ def _spec_doc(spec: LendBenchSpec) -> Dict:
     doc = asdict(spec)
     doc["admission"] = asdict(spec.admission)
     return doc
+
+
+def relative_to_static(arms: Dict[str, Dict[str, float]], policy: str) -> None:
+    """``extra_vms_pct``: VMs running at the end against the static arm's, in %."""
+    static = arms[f"static/{policy}"]
+    base = static["fleet_vms"] + static["admitted_vms"]
+    for name, m in arms.items():
+        if name.endswith("/" + policy):
+            m["extra_vms_pct"] = 100.0 * ((m["fleet_vms"] + m["admitted_vms"]) / base - 1.0)
 
 
 def feasible(arm: Mapping[str, float], static: Mapping[str, float]) -> Dict[str, bool]:
