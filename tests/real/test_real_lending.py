@@ -135,8 +135,13 @@ def test_scheduler_places_a_vm_only_thanks_to_lent_memory_and_stops_when_taken_b
     log = tmp_path / "cvem.log"
     proc = subprocess.Popen([cvem, "--config", str(conf), "run"], stdout=log.open("w"),
                             stderr=subprocess.STDOUT, text=True)
+    def alive(pred):
+        def check():
+            assert proc.poll() is None, f"cvem run exited: {log.read_text()[-3000:]}"
+            return pred()
+        return check
     try:
-        _wait(lambda: _reserved_kib(bed) < 0 and _room_kib(bed) >= 4 * GIB_KIB,
+        _wait(alive(lambda: _reserved_kib(bed) < 0 and _room_kib(bed) >= 4 * GIB_KIB),
               "a negative RESERVED_MEM with room for 4 GiB", 120)
         share = bed.host().find("HOST_SHARE")
         total, usage = int(share.findtext("TOTAL_MEM")), int(share.findtext("MEM_USAGE"))
