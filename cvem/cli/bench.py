@@ -190,8 +190,8 @@ def lend(traces, strategies, policies, days, max_ratio, placement, jobs, json_pa
             if best:
                 line += (f" +{tg['best_extra_vms_pct']:.1f} % VMs "
                          f"(target ≥ +25 %: {'met' if tg['extra_target_met'] else 'missed'}); "
-                         f"ahead of fixed and every ScroogeVM strategy: "
-                         f"{all(tg['ahead_of'].values())}")
+                         f"a strategy ahead of fixed and every ScroogeVM strategy: "
+                         f"{'yes' if tg['ahead_of_fixed_and_scroogevm'] else 'no'}")
             failed = {s: f for s, f in tg["failed_targets"].items() if f}
             if failed:
                 line += "; failing: " + ", ".join(f"{s} ({'/'.join(f)})" for s, f in failed.items())

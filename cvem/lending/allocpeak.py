@@ -24,12 +24,12 @@ from .base import Estimate, Strategy
 class AllocPeakParams:
     peak_windows: int = field(default=48, metadata={
         "min": 1, "max": 10000, "help": "windows over which the allocation peak is kept"})
-    margin_ratio: float = field(default=0.05, metadata={
+    margin_ratio: float = field(default=0.3, metadata={
         "min": 0.0, "max": 2.0, "help": "added to the peak, × the peak"})
 
 
 class AllocPeak(Strategy):
-    """cloudvamp's own: the day's peak of Σ allocation (what the policy hands out) × 1.05."""
+    """cloudvamp's own: the day's peak of Σ allocation (what the policy hands out) × 1.3."""
 
     name = "allocpeak"
     Params = AllocPeakParams
