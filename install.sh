@@ -7,7 +7,7 @@
 #   remotes   <prefix>/lib/python/cloudvamp_host/          host library (stdlib + libvirt only)
 #             <prefix>/im/cloudvamp.d -> kvm.d              monitord client, as for kvm
 #             <prefix>/im/cloudvamp-probes.d/               real dirs: kvm probes linked, ours added
-#             <prefix>/vmm/cloudvamp/                       kvm actions linked, ours: resize, migrate
+#             <prefix>/vmm/cloudvamp/                       kvm actions linked, ours: deploy, resize, migrate
 #             <prefix>/etc/vmm/cloudvamp/cloudvamprc        host settings (kept if already there)
 #   package   python venv with cvem (pip install of this source tree) at --venv
 #   service   <systemd-dir>/cloudvamp-cvem.service running `cvem --config <etc>/cvem.conf run`
@@ -41,7 +41,7 @@ UNIT_NAME=cloudvamp-cvem.service
 BEGIN_MARK="# BEGIN cloudvamp (managed by cloudvamp install.sh; remove with install.sh --uninstall)"
 END_MARK="# END cloudvamp"
 VENV_MARK=.cloudvamp-venv
-OUR_ACTIONS="resize migrate"
+OUR_ACTIONS="deploy resize migrate"
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 say() { echo "install.sh: $*"; }

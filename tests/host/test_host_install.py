@@ -38,10 +38,10 @@ def test_layout(fake):
     remotes = fake.remotes
     assert os.readlink(remotes / "im/cloudvamp.d") == "kvm.d"
     vmm = remotes / "vmm/cloudvamp"
-    for name in ("deploy", "shutdown", "cancel", "reboot", "poll", "opennebula_vm.rb"):
+    for name in ("shutdown", "cancel", "reboot", "poll", "opennebula_vm.rb"):
         assert os.readlink(vmm / name) == "../kvm/" + name
         assert (vmm / name).resolve() == (remotes / "vmm/kvm" / name).resolve()
-    for name in ("resize", "migrate"):
+    for name in ("deploy", "resize", "migrate"):
         assert not (vmm / name).is_symlink() and os.access(vmm / name, os.X_OK)
     probes = remotes / "im/cloudvamp-probes.d"
     # categories we add to are real dirs with the kvm probes linked one by one
