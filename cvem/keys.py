@@ -49,12 +49,14 @@ PROBE_STATS_TIME = "CLOUDVAMP_STATS_TIME"                  # memoryStats last_up
 # the guest's balloon is above it: it deflated on its own (deflate-on-OOM) = memory pressure
 PROBE_BALLOON_TARGET_KIB = "CLOUDVAMP_BALLOON_TARGET_KIB"
 PROBE_SELF_DEFLATED_KIB = "CLOUDVAMP_SELF_DEFLATED_KIB"
+# 1 when the balloon has deflate-on-OOM: such a guest's MemTotal still includes its balloon
+PROBE_AUTODEFLATE = "CLOUDVAMP_BALLOON_AUTODEFLATE"
 
 PROBE_KEYS = (
     PROBE_BALLOON_ACTUAL_KIB, PROBE_MAX_KIB, PROBE_USABLE_KIB, PROBE_AVAILABLE_KIB,
     PROBE_UNUSED_KIB, PROBE_DISK_CACHES_KIB, PROBE_RSS_KIB, PROBE_SWAP_IN_KIB,
     PROBE_SWAP_OUT_KIB, PROBE_MAJOR_FAULTS, PROBE_STATS_TIME, PROBE_BALLOON_TARGET_KIB,
-    PROBE_SELF_DEFLATED_KIB,
+    PROBE_SELF_DEFLATED_KIB, PROBE_AUTODEFLATE,
 )
 
 # --- reported by the host/system IM probe (host TEMPLATE) ---------------------------------

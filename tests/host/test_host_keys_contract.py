@@ -26,7 +26,8 @@ def test_host_keys_equal_cvem_keys():
 def test_every_probe_key_has_a_source():
     mapped = set(host_keys.MEMORY_STATS_TO_PROBE_KEY.values())
     mapped |= {host_keys.PROBE_BALLOON_ACTUAL_KIB, host_keys.PROBE_MAX_KIB,
-               host_keys.PROBE_BALLOON_TARGET_KIB, host_keys.PROBE_SELF_DEFLATED_KIB}
+               host_keys.PROBE_BALLOON_TARGET_KIB, host_keys.PROBE_SELF_DEFLATED_KIB,
+               host_keys.PROBE_AUTODEFLATE}
     assert mapped == set(host_keys.PROBE_KEYS)
 
 
