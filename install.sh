@@ -285,6 +285,14 @@ cloudvamp installed$([ $DRY_RUN = 1 ] && echo " (dry run: nothing was changed)")
        systemctl daemon-reload && systemctl enable --now ${UNIT_NAME%.service}
   Live disk snapshots: add cloudvamp-<tm> pairs (e.g. cloudvamp-qcow2) to LIVE_DISK_SNAPSHOTS
   in $ETC_DIR/vmm_execrc if you use them with the kvm driver.
+  Balloon safety net: the cloudvamp deploy gives every new VM's virtio balloon deflate-on-OOM
+  (the guest takes memory back instead of OOM-killing), free page reporting (freed guest memory
+  goes back to the host) and a statistics period. Needs QEMU >= 5.1 and libvirt >= 6.9 on hosts
+  (older: deployed unchanged) and guests with virtio_balloon (free page reporting: Linux >= 5.7).
+  Running VMs get them at their next deploy. Turn each off per host in
+  $PREFIX/etc/vmm/cloudvamp/cloudvamprc (CLOUDVAMP_AUTODEFLATE=no, CLOUDVAMP_FREE_PAGE_REPORTING=no,
+  CLOUDVAMP_DEPLOY_STATS_PERIOD=no; then onehost sync -f) or per VM in its template
+  (CLOUDVAMP_AUTODEFLATE="NO", ...). See docs/balloon-safety.md.
 STEPS
 }
 

@@ -61,6 +61,7 @@ def test_layout(fake):
     assert "onehost sync -f" in result.stdout
     assert "onehost create <host> -i cloudvamp -v cloudvamp" in result.stdout
     assert 'MEMORY_RESIZE_MODE="BALLOONING"' in result.stdout and 'TOKEN="YES"' in result.stdout
+    assert "deflate-on-OOM" in result.stdout and "CLOUDVAMP_AUTODEFLATE=no" in result.stdout
 
 
 def test_config_blocks_parse_and_register_the_drivers(fake):

@@ -37,7 +37,7 @@ GUEST_CACHE = Path(os.environ.get("CLOUDVAMP_LAB_GUEST_CACHE", "/var/tmp/cloudva
 MEASUREMENTS_FILE = Path(os.environ.get("CLOUDVAMP_LAB_MEASUREMENTS",
                                         "/tmp/cloudvamp-lab-measurements.json"))
 GUEST_MAX_MIB = 512
-BOOT_TIMEOUT_S = 90
+BOOT_TIMEOUT_S = 180  # TCG boots in ~5-30 s; far longer when the 2 cores are shared
 GUESTS = {  # name: (uuid, balloon stats period or None)
     "one-101": ("c10da000-0000-4000-8000-000000000101", 2),
     "one-102": ("c10da000-0000-4000-8000-000000000102", None),  # the probe must set one

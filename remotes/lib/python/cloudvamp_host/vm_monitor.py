@@ -9,6 +9,10 @@ with what the stock poll.rb reports for the same ID. Domains that are not OpenNe
 ("wild") are skipped: entries with the same ID are merged, so they would all collapse
 into one ID="-1" record.
 
+Besides libvirt's balloon figures, MONITOR carries whether the balloon has deflate-on-OOM
+and, once a cloudvamp resize recorded its target in the domain metadata, that target and by
+how much the balloon is above it (the guest deflated it on its own: it lacks memory).
+
 A domain whose balloon has no statistics period gets one (live only). Without it the guest
 figures (usable, available, unused...) are the ones the guest pushed once when its balloon
 driver started, and CLOUDVAMP_STATS_TIME stays at boot time (seen on qemu 7.2).
