@@ -16,12 +16,10 @@ the options (too old), the stock deploy is run once more with the unchanged XML.
 
 import os
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ElementTree
 
 from . import keys
-from .driver_io import ActionError, log_info, run_action
+from .driver_io import ActionError, call_stock_kvm, log_info, pass_through, run_action
 from .memballoon import BalloonOptions, NoBalloonEdit, set_balloon_options
 from .settings import load_settings
 
@@ -61,22 +59,6 @@ def balloon_options(settings, switches):
         if settings.deploy_stats_period and not off(keys.VM_BALLOON_STATS) else None)
 
 
-def _run_stock(argv, stdin_bytes, script_dir):
-    stock = os.path.normpath(os.path.join(script_dir, "..", "kvm", "deploy"))
-    if not os.access(stock, os.X_OK):
-        raise ActionError("stock kvm action %s is missing or not executable" % stock)
-    return subprocess.run([stock] + list(argv[1:]), input=stdin_bytes,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _pass_through(completed):
-    sys.stdout.buffer.write(completed.stdout)
-    sys.stdout.flush()
-    sys.stderr.buffer.write(completed.stderr)
-    sys.stderr.flush()
-    return completed.returncode
-
-
 def edited_domain(argv, stdin_bytes, environ=None):
     """(bytes for the stock deploy, one log line)."""
     dep_file = argv[1] if len(argv) > 1 else ""
@@ -101,14 +83,14 @@ def deploy(argv, stdin_bytes, environ=None):
     script_dir = os.path.dirname(os.path.abspath(argv[0]))
     new_bytes, line = edited_domain(argv, stdin_bytes, environ)
     log_info(line)
-    completed = _run_stock(argv, new_bytes, script_dir)
+    completed = call_stock_kvm("deploy", argv, new_bytes, script_dir)
     if completed.returncode != 0 and new_bytes != stdin_bytes \
             and _REJECTED_OPTION.search(completed.stderr.decode("utf-8", "replace")):
         first_error = " ".join(completed.stderr.decode("utf-8", "replace").split())[-300:]
         log_info("deploy with the balloon options failed (%s); deploying the unchanged "
                  "domain XML" % first_error)
-        completed = _run_stock(argv, stdin_bytes, script_dir)
-    return _pass_through(completed)
+        completed = call_stock_kvm("deploy", argv, stdin_bytes, script_dir)
+    return pass_through(completed)
 
 
 def main(argv):
