@@ -283,3 +283,15 @@ def test_a_broken_host_library_still_deploys_as_stock(tmp_path):
 def test_install_puts_our_deploy_in_place_of_the_kvm_link(installed):
     deploy_path = installed.remotes / "vmm/cloudvamp/deploy"
     assert not deploy_path.is_symlink() and os.access(deploy_path, os.X_OK)
+
+
+def test_upgrade_replaces_the_old_deploy_link(tmp_path):
+    """An install from before deploy was ours has vmm/cloudvamp/deploy -> ../kvm/deploy."""
+    fake = hostkit.build_fake_one(tmp_path / "one")
+    hostkit.run_install(fake, "--no-package")
+    deploy_path = fake.remotes / "vmm/cloudvamp/deploy"
+    deploy_path.unlink()
+    deploy_path.symlink_to("../kvm/deploy")
+    hostkit.run_install(fake, "--no-package")
+    assert not deploy_path.is_symlink()
+    assert (fake.remotes / "vmm/kvm/deploy").read_text().startswith("#!/bin/sh\n# test stand-in")
