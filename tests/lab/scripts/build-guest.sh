@@ -32,7 +32,7 @@ mount -t tmpfs -o size=100m tmpfs /tmp && dd if=/dev/zero of=/tmp/fill bs=1M cou
 # Once MemAvailable is below KB (the host inflated the balloon), wait 3 s, then take MIB of
 # anonymous memory in 32 MiB parts (each the buffer of one dd, filled from /dev/zero; parts
 # pass the kernel's overcommit check where one big allocation would be refused outright),
-# hold each S seconds and free it. Steps print as HOG lines on the console.
+# hold them all together S seconds and free them. Steps print as HOG lines on the console.
 hog=; below=0; hold=20
 for arg in $(cat /proc/cmdline); do
   case $arg in
@@ -46,13 +46,16 @@ if [ -n "$hog" ]; then
     while [ "$(awk '/^MemAvailable:/{print $2}' /proc/meminfo)" -gt "$below" ]; do sleep 1; done
     sleep 3   # let the host's balloon change finish first
     echo "HOG START t=$(uptime_s) mib=$hog"
-    part=0
-    while [ $((part * 32)) -lt "$hog" ]; do
+    parts=$(( (hog + 31) / 32 )); part=0
+    while [ $part -lt $parts ]; do
       dd if=/dev/zero bs=32M count=1 2>/dev/null | {
         if [ "$(head -c 1 | wc -c)" = 1 ]; then
-          echo "HOG HELD part=$part t=$(uptime_s)"; sleep $hold
+          echo "HOG HELD part=$part t=$(uptime_s)"; : > /tmp/hog.$part
+          # all parts are held together: wait until every part is held or lost
+          while [ "$(ls /tmp/hog.* | wc -l)" -lt $parts ]; do sleep 1; done
+          sleep $hold
         else
-          echo "HOG LOST part=$part t=$(uptime_s)"
+          echo "HOG LOST part=$part t=$(uptime_s)"; : > /tmp/hog.$part
         fi
       } &
       part=$((part + 1))
