@@ -399,9 +399,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
                             allocated_kib=allocated, guest=guest, balloon_actual_kib=balloon,
                             report_problem=problem, self_deflated_kib=deflated))
         reason = guest.source if guest else "no fresh guest report"
-        if deflated:
-            reason += f"; guest deflated its balloon by {deflated // KIB_PER_MIB} MiB " \
-                      f"(deflate-on-OOM): pressure"
+        if deflated:  # no figure here: the reason is a metric label and a VM attribute
+            reason += "; guest deflated its balloon itself (deflate-on-OOM): pressure"
         statuses.append(VmStatus(
             vm.vm_id, vm.name, vm.host_id, vm.host_name, state, nominal, allocated, True,
             reason, guest_used_kib=guest.used_kib if guest else None,
