@@ -78,6 +78,7 @@ ONEDRS_BLOCKED = "ONEDRS_BLOCKED"
 
 # --- template opt-out and lend factor bookkeeping -----------------------------------------
 OPT_OUT = "CLOUDVAMP"                   # CLOUDVAMP="NO" in the VM template opts a VM out
+OPT_OUT_VALUES = ("NO", "FALSE", "OFF", "0", "DISABLED")   # case-insensitive
 # read by the deploy action from the VM template; "NO" turns one balloon option off
 VM_AUTODEFLATE = "CLOUDVAMP_AUTODEFLATE"
 VM_FREE_PAGE_REPORTING = "CLOUDVAMP_FREE_PAGE_REPORTING"

@@ -233,8 +233,15 @@ def test_vm_template_turns_options_off_never_on(installed, tmp_path, template, e
     assert "\t\t%s\n\t</devices>" % expected in stock_stdin
 
 
-def test_opted_out_vm_deploys_as_stock(installed, tmp_path):
-    _, _, [stock_stdin] = deploy(installed, tmp_path, ONE_DEPLOYMENT, "<CLOUDVAMP>NO</CLOUDVAMP>")
+@pytest.mark.parametrize("template", [
+    "<CLOUDVAMP>NO</CLOUDVAMP>",
+    # the owner's guest-proof opt-out (a guest cannot write CONTEXT)
+    ("<CONTEXT><TOKEN>YES</TOKEN><CLOUDVAMP>no</CLOUDVAMP></CONTEXT>", ""),
+    # a guest's USER_TEMPLATE "YES" does not undo the owner's CONTEXT "NO"
+    ("<CONTEXT><CLOUDVAMP>NO</CLOUDVAMP></CONTEXT>", "<CLOUDVAMP>YES</CLOUDVAMP>"),
+])
+def test_opted_out_vm_deploys_as_stock(installed, tmp_path, template):
+    _, _, [stock_stdin] = deploy(installed, tmp_path, ONE_DEPLOYMENT, template)
     assert stock_stdin == ONE_DEPLOYMENT
 
 

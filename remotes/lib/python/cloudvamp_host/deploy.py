@@ -30,25 +30,27 @@ _REJECTED_OPTION = re.compile(r"autodeflate|deflate-on-oom|free.?page.?reporting
 
 
 def vm_template_switches(vm_xml_path):
-    """{key: value} of our per-VM switches from vm.xml (TEMPLATE, then USER_TEMPLATE)."""
+    """{key: [values]} of our per-VM switches in vm.xml: USER_TEMPLATE (where oned puts a
+    template's custom attributes), TEMPLATE and TEMPLATE/CONTEXT (the owner's guest-proof
+    place, as for the opt-out)."""
     try:
         root = ElementTree.parse(vm_xml_path).getroot()
     except (OSError, ElementTree.ParseError):
         return None
     found = {}
-    for section in ("USER_TEMPLATE", "TEMPLATE"):   # TEMPLATE last: it wins
+    for section in ("USER_TEMPLATE", "TEMPLATE", "TEMPLATE/CONTEXT"):
         for key in keys.DEPLOY_SWITCH_KEYS:
             node = root.find("%s/%s" % (section, key))
             if node is not None and node.text and node.text.strip():
-                found[key] = node.text.strip()
+                found.setdefault(key, []).append(node.text.strip())
     return found
 
 
 def balloon_options(settings, switches):
-    """Host settings, each of which the VM's template may only turn off (never on: the
-    template is writable by the VM's owner and, through OneGate, by the guest)."""
+    """Host settings, each of which the VM's template may only turn off, wherever it says so
+    (never on: USER_TEMPLATE is writable by the owner and, through OneGate, by the guest)."""
     def off(key):
-        return (switches or {}).get(key, "").upper() in OFF_VALUES
+        return any(value.upper() in OFF_VALUES for value in (switches or {}).get(key, ()))
 
     if off(keys.VM_OPT_OUT):
         return BalloonOptions(False, False, None)
