@@ -129,7 +129,8 @@ def status_document(report):
             "vm": st.vm_id, "name": st.name, "host": st.host_id, "state": st.state,
             "nominal_mib": _mib(st.nominal_kib), "current_mib": _mib(st.allocated_kib),
             "guest_used_mib": _mib(st.guest_used_kib), "source": st.guest_source,
-            "managed": st.managed, "reason": st.reason, "report_problem": st.report_problem})
+            "managed": st.managed, "reason": st.reason, "report_problem": st.report_problem,
+            "self_deflated_mib": _mib(st.self_deflated_kib)})
     return {"hosts": hosts, "vms": vms, "migrations": migration_rows(report)}
 
 
@@ -284,7 +285,7 @@ def check_config(ctx):
     click.echo(f"{config.source}: OK (policy {s.policy}, period {s.period_s:g} s, "
                f"state_db {s.state_db}, live resize VM_MADs {', '.join(s.vm_mads)}, "
                f"lend_ratio {s.lend_ratio:g}{' (off)' if s.lend_ratio >= 1 else ''}, "
-               f"{_migration_summary(config)})")
+               f"lending {config.build_lending()[1].name}, {_migration_summary(config)})")
 
 
 def _migration_summary(config: Config) -> str:

@@ -140,7 +140,8 @@ def test_memory_is_the_size_not_memory_max_and_lending_counts_only_managed(
     sleepy_mib = int(real_one.vm(sleepy).findtext("TEMPLATE/MEMORY"))
     assert sleepy_mib < 4096
     reserved = {int(h.findtext("ID")): h.findtext("TEMPLATE/RESERVED_MEM") for h in real_one.hosts()}
-    assert reserved[a] == str((4096 - sleepy_mib) * 1024 // 2), reserved
+    # held back on A: part of what cvem reclaimed there (the lending strategy decides how much)
+    assert 0 < int(reserved[a] or 0) <= (4096 - sleepy_mib) * 1024, reserved
     assert reserved[b] in (None, "", "0") and reserved[d] in (None, "", "0"), reserved
     # the owner grows her VM herself: that is its size from now on
     import xmlrpc.client
