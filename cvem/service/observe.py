@@ -359,7 +359,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             drs_moving: Iterable[int] = ()) -> Observation:
     """``in_flight``: VMs whose resize is still settling; ``migrating``: VM -> target host of
     the live migrations in flight (never resized while they move); ``nominal_kib``: each
-    VM's nominal size (:mod:`cvem.service.nominal`; None: its MEMORY now, never grown);
+    VM's nominal size (:mod:`cvem.service.nominal`, always given by the service; None, for
+    tests and benchmarks of a VM shrunk from its ceiling: the larger of MEMORY and MEMORY_MAX);
     ``held_back``: VM -> why it is left alone for now (a resize back-off); ``drs_moving``:
     VMs in a OneDRS plan that is waiting or applying (left to OneDRS)."""
     migrating = migrating or {}
@@ -383,8 +384,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
         state = LCM_STATE_NAMES.get(vm.lcm_state, str(vm.lcm_state)) if vm.state == 3 \
             else VM_STATE_NAMES.get(vm.state, str(vm.state))
         allocated = vm.memory_mib * KIB_PER_MIB if vm.memory_mib else None
-        if nominal_kib is None:
-            nominal = allocated
+        if nominal_kib is None:   # not from the service: a VM shrunk from its MEMORY_MAX
+            nominal = max(vm.memory_max_mib or 0, vm.memory_mib or 0) * KIB_PER_MIB or None
         else:
             nominal = nominal_kib.get(vm.vm_id)
         if vm.vm_id in migrating:
