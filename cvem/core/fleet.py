@@ -30,6 +30,9 @@ class FleetObs:
     pressure: np.ndarray        # bool, guest swaps in / PSI full / was short last period
     deficit_kib: np.ndarray     # float64 >= 0, memory the guest lacked (swap growth estimate)
     future_need_kib: Optional[np.ndarray] = None  # simulation only: the oracle's knowledge
+    # The hosts the VMs run on (``host_index`` points into them), for host-level rules such
+    # as MoM's and Proxmox's; the decision cycle fills it in.
+    hosts: Optional["HostColumns"] = None
 
     @property
     def size(self) -> int:
