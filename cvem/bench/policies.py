@@ -27,11 +27,16 @@ TARGETS = (("oracle_efficiency_pct", ">=", 85.0, "of the oracle's reclaim"),
            ("resizes_per_vm_hour", "<=", 0.5, "resizes per VM-hour"))
 
 
+INFLATE = 1.5   # A′: page cache counted as demand (peers.md §8.1)
+
+
 def bench_workloads(traces: Optional[str], scenario_vms: int, scenario_days: float,
-                    scenario_step_s: float, seed: int) -> List[Workload]:
+                    scenario_step_s: float, seed: int, inflated: bool = True) -> List[Workload]:
     loads = []
     if traces:
         loads.append(read_bitbrains(traces, step_s=300.0))
+        if inflated:
+            loads.append(read_bitbrains(traces, step_s=300.0, inflate=INFLATE))
     for name in SCENARIOS:
         loads.append(generate(name, vms=scenario_vms, days=scenario_days,
                               step_s=scenario_step_s, seed=seed))

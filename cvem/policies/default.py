@@ -36,8 +36,21 @@ Design (measurements and plots in docs/policy.md):
   trades reclaim for shortfall at the same rate the cost does), so it is left to sites
   whose guests run strict daily jobs.
 
-Target = max(level, habit, need × (1 + margin_ratio) + surge_weight × surge). The shared
-guards then apply the floor, ceiling, pressure growth, gradual shrink, cooldown and step.
+* **Starved levels are remembered** (``starved_half_life_s``): when a guest reports
+  pressure with a deficit above ``starved_min_ratio`` of its need (or 256 MiB), the level it
+  needed (used + swapped) becomes a floor, × (1 + ``starved_margin_ratio``), decaying with
+  that half-life. A guest is not starved twice at the same level: most severe shortfalls on
+  the traces are at a level the VM had already reached, and a VM that starved once at a
+  level tends to go back there.
+* **Hysteresis band** (``shrink_band_ratio``, ``grow_headroom_ratio``): the allocation is
+  held while it lies between the target and target × (1 + band); outside, it goes to
+  target × (1 + headroom). One resize then lasts while the need wanders inside the band
+  (each resize is an oned history record and a driver call), and the slack inside the band
+  absorbs part of the next rise.
+
+Target = max(level, habit, starved floor, need × (1 + margin_ratio) + surge_weight × surge),
+then the band. The shared guards then apply the floor, ceiling, pressure growth, gradual
+shrink, cooldown and step.
 Nothing here is per-VM configuration: every VM starts from the same parameters and learns
 its own margins from what it does.
 """
@@ -94,21 +107,21 @@ class Default(Policy):
             "min": 1.0, "help": "rises are aggregated per window (largest one kept)"})
         deficit_weight: float = field(default=1.5, metadata={
             "min": 0.0, "max": 10.0, "help": "surge learned from a shortfall, × deficit"})
-        starved_half_life_s: float = field(default=0.0, metadata={
+        starved_half_life_s: float = field(default=7 * 86400.0, metadata={
             "min": 0.0,
             "help": "how long a level at which the guest was short stays held (0: off): a "
                     "guest is not starved twice at the same level"})
-        starved_min_ratio: float = field(default=0.0, metadata={
+        starved_min_ratio: float = field(default=0.10, metadata={
             "min": 0.0, "max": 1.0,
             "help": "a level is remembered only when the guest lacked more than this "
                     "fraction of it (or 256 MiB)"})
-        starved_margin_ratio: float = field(default=0.2, metadata={
+        starved_margin_ratio: float = field(default=0.10, metadata={
             "min": 0.0, "max": 2.0, "help": "headroom above a remembered starved level"})
-        grow_headroom_ratio: float = field(default=0.0, metadata={
+        grow_headroom_ratio: float = field(default=0.10, metadata={
             "min": 0.0, "max": 2.0,
             "help": "a resize goes to the target plus this fraction, so the next need not "
                     "follow at once (fewer resizes)"})
-        shrink_band_ratio: float = field(default=0.0, metadata={
+        shrink_band_ratio: float = field(default=0.40, metadata={
             "min": 0.0, "max": 5.0,
             "help": "hold the allocation while it is at most this fraction above the "
                     "target (0: follow the target)"})
