@@ -125,6 +125,10 @@ class Default(Policy):
             "min": 0.0, "max": 5.0,
             "help": "hold the allocation while it is at most this fraction above the "
                     "target (0: follow the target)"})
+        tight_room_ratio: float = field(default=0.30, metadata={
+            "min": 0.0, "max": 1.0,
+            "help": "a host with less unallocated memory than this share is tight: the band "
+                    "narrows to the headroom there"})
         habit_days: int = field(default=0, metadata={
             "min": 0, "max": 28, "help": "days of time-of-day peaks remembered (0: off)"})
         habit_slot_s: float = field(default=1800.0, metadata={
@@ -290,16 +294,31 @@ class Default(Policy):
             habit, ring, slot = self._habit(obs, need, seen, state["habit"], state["habit_slot"])
             target = np.fmax(target, habit)
             new_state["habit"], new_state["habit_slot"] = ring, slot
-        target = self._with_hysteresis(target, obs.allocated_kib.astype(np.float64))
+        target = self._with_hysteresis(target, obs.allocated_kib.astype(np.float64),
+                                       self._host_tight(obs))
         target = np.where(seen, target, obs.nominal_kib.astype(np.float64))
         return target, new_state
 
-    def _with_hysteresis(self, target, alloc):
+    def _with_hysteresis(self, target, alloc, tight):
         """Hold the allocation inside [target, target × (1 + shrink_band)]; outside it, go to
         target × (1 + grow_headroom). Each resize is an oned history record and a driver
-        call: a band makes one resize last while the need wanders inside it."""
+        call: a band makes one resize last while the need wanders inside it. On a ``tight``
+        host the band narrows to the headroom: slack is free only while the host has room."""
         p = self.params
         if p.shrink_band_ratio <= 0 and p.grow_headroom_ratio <= 0:
             return target
-        inside = (alloc >= target) & (alloc <= target * (1.0 + p.shrink_band_ratio))
+        band = np.where(tight, min(p.grow_headroom_ratio, p.shrink_band_ratio),
+                        p.shrink_band_ratio)
+        inside = (alloc >= target) & (alloc <= target * (1.0 + band))
         return np.where(inside, alloc, target * (1.0 + p.grow_headroom_ratio))
+
+    def _host_tight(self, obs):
+        """[vm] True where the VM's host has less than ``tight_room_ratio`` of its usable
+        memory unallocated (unknown hosts are never tight)."""
+        hosts = obs.hosts
+        if hosts is None or hosts.usable_kib is None or not hosts.size:
+            return np.zeros(obs.size, dtype=bool)
+        usable = hosts.usable_kib.astype(np.float64)
+        room = usable - hosts.allocated_kib.astype(np.float64)
+        tight = room < self.params.tight_room_ratio * usable
+        return tight[obs.host_index]
