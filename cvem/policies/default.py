@@ -46,7 +46,8 @@ Design (measurements and plots in docs/policy.md):
   held while it lies between the target and target × (1 + band); outside, it goes to
   target × (1 + headroom). One resize then lasts while the need wanders inside the band
   (each resize is an oned history record and a driver call), and the slack inside the band
-  absorbs part of the next rise.
+  absorbs part of the next rise. On a host with less than ``tight_room_ratio`` of its memory
+  unallocated the band narrows to the headroom: slack is free only while the host has room.
 
 Target = max(level, habit, starved floor, need × (1 + margin_ratio) + surge_weight × surge),
 then the band. The shared guards then apply the floor, ceiling, pressure growth, gradual
