@@ -20,6 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Union
 
 from lxml import etree
 
+from ..keys import OPT_OUT_VALUES
 from ..ports import RawHost, RawVm
 
 XmlText = Union[str, bytes]
@@ -78,6 +79,7 @@ def _root_or_objects(data: XmlText, tag: str) -> Iterator[etree._Element]:
 _VM_INTS = {"ID", "UID", "GID", "STATE", "LCM_STATE"}
 _VM_TEXTS = {"NAME", "UNAME", "GNAME"}
 _TEMPLATE_KEYS = {"MEMORY", "MEMORY_MAX", "MEMORY_RESIZE_MODE", _PREFIX}
+_CONTEXT_OPT_OUT = "CONTEXT/" + _PREFIX
 _HISTORY_KEYS = {"HID", "HOSTNAME", "VM_MAD", "CID"}
 
 
@@ -98,6 +100,12 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
             for item in child:
                 if item.tag in _TEMPLATE_KEYS:
                     tmpl[item.tag] = (item.text or "").strip()
+                elif item.tag == "CONTEXT":
+                    # CONTEXT=[CLOUDVAMP="NO"]: the owner's opt-out where OneGate cannot
+                    # reach (a top-level CLOUDVAMP lands in USER_TEMPLATE, see below).
+                    value = item.findtext(_PREFIX)
+                    if value is not None:
+                        tmpl[_CONTEXT_OPT_OUT] = value.strip()
         elif tag == "USER_TEMPLATE":
             for item in child:
                 name = item.tag
@@ -112,7 +120,12 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
             for item in child:
                 if type(item.tag) is str and len(item) == 0:
                     mon[item.tag] = (item.text or "").strip()
-    opt_out = user.pop(_PREFIX, "") or tmpl.get(_PREFIX, "")
+    # What the owner or admin wrote where a guest cannot (TEMPLATE, its CONTEXT) decides;
+    # the guest-writable USER_TEMPLATE (OneGate) may only add an opt-out, never lift one.
+    # oned moves a top-level CLOUDVAMP of a VM template into USER_TEMPLATE, where a guest
+    # can overwrite it: the owner's guest-proof opt-out is CONTEXT=[CLOUDVAMP="NO"].
+    owner = _stricter_opt_out(tmpl.get(_PREFIX, ""), tmpl.get(_CONTEXT_OPT_OUT, ""))
+    opt_out = _stricter_opt_out(owner, user.pop(_PREFIX, ""))
     vm_id = ints.get("ID")
     if vm_id is None:
         raise ValueError("VM without a numeric ID")
@@ -126,6 +139,15 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
         host_id=_int(hist.get("HID")), host_name=hist.get("HOSTNAME", ""),
         vm_mad=hist.get("VM_MAD", ""), cluster_id=_int(hist.get("CID")),
         opt_out=opt_out, user=user, monitoring=mon)
+
+
+def _stricter_opt_out(template_value: str, user_value: str) -> str:
+    """The value that opts out if either does (the TEMPLATE's when both or neither do)."""
+    if template_value.strip().upper() in OPT_OUT_VALUES:
+        return template_value
+    if user_value.strip().upper() in OPT_OUT_VALUES:
+        return user_value
+    return template_value or user_value
 
 
 def parse_vm_pool(data: XmlText) -> List[RawVm]:
@@ -233,3 +255,49 @@ def parse_host(data: XmlText) -> RawHost:
     for element in _root_or_objects(data, "HOST"):
         return host_from_element(element)
     raise ValueError("no <HOST> element")
+
+
+# ------------------------------------------------------------- HA and OneDRS replies
+def parse_raft_state(data: XmlText) -> int:
+    """``<RAFT><STATE>n</STATE>...`` (one.zone.raftstatus) -> n."""
+    root = etree.fromstring(data.encode() if isinstance(data, str) else data)
+    state = _int(root.findtext("STATE"))
+    if state is None:
+        raise ValueError("one.zone.raftstatus: no STATE in the reply")
+    return state
+
+
+DRS_ACTIVE_STATES = ("0", "1")   # PlanState READY, APPLYING (include/Plan.h)
+
+
+def parse_drs_plan_vm_ids(data: XmlText) -> set:
+    """VM ids of the cluster's OneDRS plan actions still to run or running, when the plan
+    itself is READY (waiting for approval) or APPLYING."""
+    root = etree.fromstring(data.encode() if isinstance(data, str) else data)
+    plan = root.find("PLAN")
+    if plan is None or (plan.findtext("STATE") or "").strip() not in DRS_ACTIVE_STATES:
+        return set()
+    return {int(a.findtext("VM_ID")) for a in plan.findall("ACTION")
+            if (a.findtext("STATE") or "").strip() in DRS_ACTIVE_STATES
+            and _int(a.findtext("VM_ID")) is not None}
+
+
+def find_document(data: XmlText, name: str, key: str):
+    """(id, TEMPLATE/<key> text) of the first document called ``name``, or None."""
+    root = etree.fromstring(data.encode() if isinstance(data, str) else data)
+    for doc in root.findall("DOCUMENT"):
+        if doc.findtext("NAME") == name:
+            return int(doc.findtext("ID")), doc.findtext(f"TEMPLATE/{key}") or ""
+    return None
+
+
+def cdata_template(attrs) -> str:
+    """An XML template oned accepts in allocate/update, values in CDATA (oned 7.4 reads a
+    split CDATA section as empty, so ']]>' is refused)."""
+    parts = []
+    for key, value in attrs.items():
+        text = str(value)
+        if "]]>" in text:
+            raise ValueError(f"{key}: ']]>' cannot be stored in an oned template")
+        parts.append(f"<{key}><![CDATA[{text}]]></{key}>")
+    return "<TEMPLATE>" + "".join(parts) + "</TEMPLATE>"

@@ -10,9 +10,7 @@ if ROOT not in sys.path:
 
 from tests.doubles.oned import GIB, OnedDouble  # noqa: E402
 
-RECORDINGS = os.path.join(os.path.dirname(ROOT), "shared", "opennebula-xsd", "real-7.4")
-if not os.path.isdir(RECORDINGS):
-    RECORDINGS = "/work/shared/opennebula-xsd/real-7.4"
+RECORDINGS = os.path.join(ROOT, "tests", "fixtures", "opennebula", "real-7.4")
 XSD_DIR = os.path.dirname(RECORDINGS)
 
 
@@ -27,7 +25,7 @@ def recording(name):
 
 def write_config(tmp_path, extra="", guards="cooldown_s = 0\n"):
     path = tmp_path / "cvem.conf"
-    path.write_text("[cvem]\nstate_db = %s\nmax_actions_per_s = 1000\n%s\n[guards]\n%s"
+    path.write_text("[cvem]\nstate_db = %s\nmax_actions_per_s = 1000\nmetrics_address = 127.0.0.1:0\n%s\n[guards]\n%s"
                     % (tmp_path / "state.db", extra, guards))
     return str(path)
 
