@@ -120,7 +120,9 @@ def obs_from_snapshot(snapshot: Snapshot,
     Guest figures are read by :func:`~cvem.core.guest_signals.read_guest_figures`, the same
     reading the simulator's guests go through: a guest is under pressure when it swaps in
     faster than ``pressure_swap_in_kib_s`` or its PSI full avg10 exceeds
-    ``pressure_psi_full_avg10`` percent, and then its swap in use is its deficit.
+    ``pressure_psi_full_avg10`` percent, and then its swap in use is its deficit. So is a guest
+    that deflated its balloon on its own (``self_deflated_kib``, deflate-on-OOM): what it took
+    back is its deficit.
 
     A report is not used (``report_ok`` False, so the guards never shrink the VM) when the
     adapter rejected it (``report_problem``), when it is older than ``max_report_age_s`` on
@@ -147,6 +149,7 @@ def obs_from_snapshot(snapshot: Snapshot,
     swap_used = np.zeros(n)
     swap_in = np.zeros(n)
     psi_full = np.full(n, np.nan)
+    self_deflated = np.zeros(n)
     for i, v in enumerate(vms):
         g = v.guest
         if g is None or v.report_problem is not None:
@@ -159,10 +162,15 @@ def obs_from_snapshot(snapshot: Snapshot,
         swap_in[i] = g.swap_in_kib_s
         if g.psi_full_avg10 is not None:
             psi_full[i] = g.psi_full_avg10
+        self_deflated[i] = max(float(v.self_deflated_kib), 0.0)
     thresholds = PressureThresholds(psi_full_avg10=pressure_psi_full_avg10,
                                     swap_in_kib_s=pressure_swap_in_kib_s)
     used, ok, pressure, deficit = read_guest_figures(valid, used_in, swap_used, swap_in,
                                                      psi_full, thresholds)
+    # It took memory back from its balloon rather than OOM-kill: it lacks at least that.
+    took_back = ok & (self_deflated > 0)
+    pressure = pressure | took_back
+    deficit = np.where(took_back, np.maximum(deficit, self_deflated), deficit)
     obs = FleetObs(
         now_s=snapshot.now_s,
         vm_ids=np.array([v.vm_id for v in vms], dtype=np.int64),
