@@ -59,6 +59,9 @@ class ServiceParams:
         "min": 0, "help": "physical memory kept free on every host (needs the host probe)"})
     host_probe_max_age_s: float = field(default=900.0, metadata={"min": 1.0})
     backoff_max_s: float = field(default=300.0, metadata={"min": 1.0})
+    quota_hold: bool = field(default=True, metadata={
+        "help": "lower owners' MEMORY/RUNNING_MEMORY quota limits by what cvem reclaimed from "
+                "their VMs, so a grow back never fails for quota (docs/operations.md)"})
     metrics_address: str = field(default="127.0.0.1:9929", metadata={
         "help": "HOST:PORT of the metrics (/metrics) and status page (/); empty: off"})
     leader_only: bool = field(default=True, metadata={

@@ -35,6 +35,7 @@ class RawVm:
     vm_mad: str                        # last HISTORY/VM_MAD
     cluster_id: Optional[int]          # last HISTORY/CID
     opt_out: str = ""                  # CLOUDVAMP: the strictest of TEMPLATE, CONTEXT, USER_TEMPLATE
+    history_seq: int = 0               # last HISTORY/SEQ: 0 = never migrated nor resized
     user: Mapping[str, str] = field(default_factory=dict)     # USER_TEMPLATE CLOUDVAMP_*
     monitoring: Mapping[str, str] = field(default_factory=dict)  # MONITORING (vm.info only)
 

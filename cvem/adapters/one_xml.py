@@ -80,7 +80,7 @@ _VM_INTS = {"ID", "UID", "GID", "STATE", "LCM_STATE"}
 _VM_TEXTS = {"NAME", "UNAME", "GNAME"}
 _TEMPLATE_KEYS = {"MEMORY", "MEMORY_MAX", "MEMORY_RESIZE_MODE", _PREFIX}
 _CONTEXT_OPT_OUT = "CONTEXT/" + _PREFIX
-_HISTORY_KEYS = {"HID", "HOSTNAME", "VM_MAD", "CID"}
+_HISTORY_KEYS = {"HID", "HOSTNAME", "VM_MAD", "CID", "SEQ"}
 
 
 def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
@@ -138,7 +138,7 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
         resize_mode=tmpl.get("MEMORY_RESIZE_MODE", "").upper(),
         host_id=_int(hist.get("HID")), host_name=hist.get("HOSTNAME", ""),
         vm_mad=hist.get("VM_MAD", ""), cluster_id=_int(hist.get("CID")),
-        opt_out=opt_out, user=user, monitoring=mon)
+        opt_out=opt_out, user=user, monitoring=mon, history_seq=_int(hist.get("SEQ")) or 0)
 
 
 def _stricter_opt_out(template_value: str, user_value: str) -> str:
@@ -255,6 +255,17 @@ def parse_host(data: XmlText) -> RawHost:
     for element in _root_or_objects(data, "HOST"):
         return host_from_element(element)
     raise ValueError("no <HOST> element")
+
+
+def parse_history_actions(data: XmlText):
+    """``one.vm.info`` XML -> [(ACTION, UID)] of its history records, oldest first."""
+    out = []
+    for element in _root_or_objects(data, "VM"):
+        for record in element.iterfind("HISTORY_RECORDS/HISTORY"):
+            out.append((_int(record.findtext("ACTION")) or 0,
+                        _int(record.findtext("UID")) if record.findtext("UID") else -1))
+        break
+    return out
 
 
 # ------------------------------------------------------------- HA and OneDRS replies

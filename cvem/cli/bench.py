@@ -161,6 +161,61 @@ def scale(vms, hosts, series, with_pyone, json_path):
         click.echo(f"wrote {json_path}", err=True)
 
 
+@bench.command("real")
+@click.option("--vms", default="200,1000", show_default=True,
+              help="Comma-separated fleet sizes, each built, measured and deleted in turn.")
+@click.option("--heartbeat-s", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Publisher heartbeat used for the write budget.")
+@click.option("--cluster", "cluster_id", type=int, default=-1,
+              help="Measure this existing cluster's RUNNING VMs instead of building fleets.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the figures as JSON.")
+@click.pass_context
+def real(ctx, vms, heartbeat_s, cluster_id, json_path):
+    """Whole cycles on a real oned with the dummy drivers (the oned test bed, never a
+    production cloud): builds a cluster of `dummylive` hosts and N VMs, times a first and a
+    steady cvem cycle (read, decide, apply, show), deletes it all, and prints the oned write
+    budget per 1,000 VMs.
+
+    \b
+    Example (test bed from ../shared/oned-testbed):
+      . /tmp/oned-testbed/env.sh && cvem bench real --vms 200,1000
+    """
+    from ..adapters.one import auth_file_path, read_session, resolve_endpoint
+    from ..bench.real_oned import measure, write_budget
+    root = ctx.obj or {}
+    try:
+        endpoint = resolve_endpoint(root.get("endpoint"))
+        session = read_session(auth_file_path(root.get("auth_file")))
+        sizes = [int(v) for v in vms.split(",") if v.strip()] if cluster_id < 0 else [0]
+    except (CloudvampError, ValueError) as e:
+        raise click.ClickException(str(e))
+    results = []
+    for n in sizes:
+        click.echo(f"{n or 'existing'} VMs on {endpoint}:")
+        try:
+            row = measure(endpoint, session, n, say=click.echo, cluster_id=cluster_id)
+        except (RuntimeError, OSError, CloudvampError) as e:
+            raise click.ClickException(f"{n} VMs: {e}")
+        for name, c in row["cycles"].items():
+            click.echo(f"  {name:8s} cycle {c['total_s']:6.2f} s (read {c['read_s']:.2f}, decide "
+                       f"{c['decide_s']:.2f}, apply {c['apply_s']:.2f} for {c['resizes']} "
+                       f"resizes, show {c['show_s']:.2f} for {c['show_updates']} updates)")
+        click.echo(f"  one.vm.update {row['update_ms']:.1f} ms each (publisher reports)")
+        results.append(row)
+    update_ms = max(r["update_ms"] for r in results) if results else 0.0
+    budget = write_budget(update_ms, heartbeat_s)
+    click.echo(f"oned writes per 1,000 VMs: publishers {budget['publishers_per_s']}/s (heartbeat "
+               f"{heartbeat_s:g} s), cvem {budget['cvem_per_s']}/s (resize + LAST_ACTION at "
+               f"1.5 resizes/VM-hour); measured capacity ~{budget['capacity_per_s']}/s, so "
+               f"{budget['share_at_10000_vms_pct']} % of it at 10,000 VMs; oned history "
+               f"{budget['history_bytes_per_vm_month'] / 1e6:.2f} MB per VM-month")
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({"sizes": results, "budget": budget}, fh, indent=2)
+        click.echo(f"wrote {json_path}", err=True)
+
+
 @bench.command("lend")
 @click.option("--traces", type=click.Path(exists=True, file_okay=False), default=None,
               help="Bitbrains-format trace folder; without it a generated 'mixed' cloud.")

@@ -111,7 +111,7 @@ def migration_rows(report):
 def status_document(report):
     from ..service.lend import reclaimed_kib_by_host
     obs = report.observation
-    reclaimed = reclaimed_kib_by_host(obs.raw_vms)
+    reclaimed = reclaimed_kib_by_host(obs.statuses)
     views = {h.host_id: h for h in obs.snapshot.hosts}
     hosts = []
     for host_id, raw in sorted(obs.raw_hosts.items()):

@@ -54,6 +54,9 @@ class HostColumns:
     # oned only migrates within a cluster. None: unknown (capacity / cluster 0 are assumed).
     usable_kib: Optional[np.ndarray] = None   # int64
     cluster_id: Optional[np.ndarray] = None   # int64
+    # Whether a host's VM_MAD resizes live (oned.conf LIVE_RESIZE): a VM moved to one that
+    # does not can never be resized again. None: all can.
+    live_resize: Optional[np.ndarray] = None  # bool
 
     @property
     def size(self) -> int:
@@ -95,6 +98,27 @@ class FleetHistory:
                 if k in cols and old.shape[1:] == cols[k].shape[1:]:
                     cols[k][known] = old[src]
         return FleetHistory(vm_ids=np.array(vm_ids, dtype=np.int64), columns=cols)
+
+    def carried_over(self, previous: "FleetHistory", keep_vm_ids) -> "FleetHistory":
+        """This history plus the rows of ``previous`` for VMs in ``keep_vm_ids`` that this one
+        lacks: a VM left out of one cycle (its resize or migration in flight, its host
+        briefly unusable) keeps its cooldown clock and policy state instead of coming back
+        as new."""
+        keep = np.asarray(sorted(set(int(v) for v in keep_vm_ids)), dtype=np.int64)
+        missing = np.setdiff1d(np.intersect1d(previous.vm_ids, keep), self.vm_ids)
+        if missing.size == 0 or not previous.columns:
+            return self
+        rows = np.flatnonzero(np.isin(previous.vm_ids, missing))
+        columns = {}
+        for name, col in self.columns.items():
+            old = previous.columns.get(name)
+            if old is None or old.shape[1:] != col.shape[1:]:
+                return self   # another policy's state: nothing sound to carry over
+            columns[name] = np.concatenate([col, old[rows].astype(col.dtype)])
+        if not self.columns:
+            columns = {name: np.array(col[rows]) for name, col in previous.columns.items()}
+        return FleetHistory(vm_ids=np.concatenate([self.vm_ids, previous.vm_ids[rows]]),
+                            columns=columns)
 
     def with_columns(self, **updates: np.ndarray) -> "FleetHistory":
         merged = dict(self.columns)
@@ -141,6 +165,7 @@ def obs_from_snapshot(snapshot: Snapshot,
         usable_kib=np.array([max(h.physical_kib - h.reserve_kib, 0) if h.enabled else 0
                              for h in hosts], dtype=np.int64),
         cluster_id=np.array([h.cluster_id for h in hosts], dtype=np.int64),
+        live_resize=np.array([h.live_resize for h in hosts], dtype=bool),
     )
     vms = [v for v in snapshot.vms if v.host_id in host_pos]
     n = len(vms)

@@ -77,6 +77,11 @@ class MigrationParams:
         "help": "drain an underloaded host when all its VMs fit elsewhere"})
     underload_ratio: float = field(default=0.3, metadata={
         "min": 0.0, "max": 1.0, "help": "a host below this share of usable memory is underloaded"})
+    retry_backoff_s: float = field(default=60.0, metadata={
+        "min": 0.0, "help": "a VM whose migration failed is not moved again for this long, "
+                            "doubled after each further failure"})
+    retry_backoff_max_s: float = field(default=3600.0, metadata={
+        "min": 0.0, "help": "longest wait between two migration attempts of one VM"})
 
     def validate(self) -> None:
         if self.selection not in SELECTIONS:
@@ -118,7 +123,13 @@ class MigrationState:
     host_last_s: np.ndarray = field(default_factory=lambda: np.zeros(0))      # [host]
     moved_vm_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     moved_at_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # VMs whose last migrations failed: how many in a row, and not moved again before when
+    backoff_vm_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    backoff_failures: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    backoff_until_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     in_flight: Tuple[InFlight, ...] = ()
+    # Why hosts that had to shed found no move this cycle: ((host_id, text), ...). Not saved.
+    notes: Tuple[Tuple[int, str], ...] = ()
 
     def in_flight_vm_ids(self) -> np.ndarray:
         return np.array([m.vm_id for m in self.in_flight], dtype=np.int64)
@@ -256,13 +267,18 @@ def _selection_order(cand: np.ndarray, size: np.ndarray, grower: np.ndarray, she
     return np.r_[calm, late].astype(np.int64)
 
 
+def _live_resize(hosts: HostColumns) -> np.ndarray:
+    return hosts.live_resize if hosts.live_resize is not None else np.ones(hosts.size, bool)
+
+
 def _choose_target(src: int, need_room_kib: float, oned_kib: float, add_demand_kib: float,
                    phys_room: np.ndarray, oned_room: np.ndarray, forecast: np.ndarray,
                    limit: np.ndarray, cluster: np.ndarray, usable: np.ndarray,
-                   excluded: np.ndarray) -> int:
-    """The host to move a VM to, or -1. Never ``src``."""
+                   excluded: np.ndarray, live: np.ndarray) -> int:
+    """The host to move a VM to, or -1. Never ``src``, never a host that cannot resize live
+    (oned accepts such a move; the VM could never be grown there again)."""
     ok = (phys_room >= need_room_kib) & (oned_room >= oned_kib) & (cluster == cluster[src]) \
-        & (usable > 0) & ~excluded
+        & (usable > 0) & ~excluded & live
     ok[src] = False
     if not ok.any():
         return -1
@@ -272,6 +288,66 @@ def _choose_target(src: int, need_room_kib: float, oned_kib: float, add_demand_k
     idx = np.flatnonzero(ok)
     order = np.lexsort((idx, -room_after[idx], ~below[idx]))
     return int(idx[order[0]])
+
+
+def no_target_reasons(src: int, need_room_kib: float, oned_kib: float, phys_room: np.ndarray,
+                      oned_room: np.ndarray, cluster: np.ndarray, usable: np.ndarray,
+                      excluded: np.ndarray, live: np.ndarray, host_ids: np.ndarray) -> str:
+    """Why each other host cannot take a VM needing ``need_room_kib`` (``oned_kib`` of
+    oned room), in the order :func:`_choose_target` tests them; for the log."""
+    why = []
+    for t in range(host_ids.size):
+        if t == src:
+            continue
+        if not live[t]:
+            reason = "no live resize"
+        elif cluster[t] != cluster[src]:
+            reason = "other cluster"
+        elif usable[t] <= 0:
+            reason = "not usable"
+        elif excluded[t]:
+            reason = "sheds memory itself"
+        elif oned_room[t] < oned_kib:
+            reason = "oned room %d KiB < %d" % (max(oned_room[t], 0), oned_kib)
+        elif phys_room[t] < need_room_kib:
+            reason = "physical room %d KiB < %d" % (max(phys_room[t], 0), need_room_kib)
+        else:
+            reason = "fits"
+        why.append("host %d: %s" % (int(host_ids[t]), reason))
+    return "; ".join(why) if why else "no other host"
+
+
+def in_backoff(state: MigrationState, vm_ids: np.ndarray, now_s: float) -> np.ndarray:
+    """Per VM: True while its last failed migration's back-off runs."""
+    if not state.backoff_vm_ids.size:
+        return np.zeros(vm_ids.shape, bool)
+    waiting = state.backoff_vm_ids[state.backoff_until_s > now_s]
+    return np.isin(vm_ids, waiting)
+
+
+def back_off_move(state: MigrationState, vm_id: int, now_s: float, base_s: float,
+                  max_s: float) -> MigrationState:
+    """Record one more failed migration of ``vm_id``: it waits base × 2^(failures-1), at
+    most ``max_s``, before it may be selected again."""
+    ids, fails, until = state.backoff_vm_ids, state.backoff_failures, state.backoff_until_s
+    hit = ids == vm_id
+    failures = int(fails[hit][0]) + 1 if hit.any() else 1
+    wait_s = min(base_s * 2.0 ** (failures - 1), max_s)
+    # forget entries whose wait is long over (a VM that moved fine since starts again at 1)
+    keep = ~hit & (until + max_s > now_s)
+    return replace(state, backoff_vm_ids=np.r_[ids[keep], vm_id].astype(np.int64),
+                   backoff_failures=np.r_[fails[keep], failures].astype(np.int64),
+                   backoff_until_s=np.r_[until[keep], now_s + wait_s].astype(np.float64))
+
+
+def clear_backoff(state: MigrationState, vm_id: int) -> MigrationState:
+    """A migration of ``vm_id`` succeeded: its failure count starts again."""
+    keep = state.backoff_vm_ids != vm_id
+    if keep.all():
+        return state
+    return replace(state, backoff_vm_ids=state.backoff_vm_ids[keep],
+                   backoff_failures=state.backoff_failures[keep],
+                   backoff_until_s=state.backoff_until_s[keep])
 
 
 def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent: np.ndarray,
@@ -311,6 +387,7 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
                                 minlength=n_host) > 0
     cooling = ((now - state.host_last_s) < p.host_cooldown_s) & ~(starving_host & (leaving == 0))
     flagged = np.flatnonzero((shed > 0) & ~cooling)
+    state = replace(state, notes=())
     if flagged.size == 0 and not p.consolidate:
         return NO_MIGRATIONS, state, load
 
@@ -323,15 +400,22 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
         moved_recently = np.zeros(obs.size, bool)
     # A VM resized this cycle is not moved in the same cycle: oned refuses a migrate while
     # the resize runs (HOTPLUG_RESIZE), so the plan would fail half-way.
+    backing_off = in_backoff(state, obs.vm_ids, now)
     movable = ~in_flight & (~moved_recently | starving) & (obs.nominal_kib > 0) \
-        & (plan.phase == PHASE_NONE)
+        & (plan.phase == PHASE_NONE) & ~backing_off
     grower = (plan.missing_kib > 0) | (plan.phase == PHASE_GROW_NOW) \
         | (plan.phase == PHASE_GROW_AFTER_SHRINK)
     vm_need = obs.need_kib()
     vm_need = np.where(np.isfinite(vm_need), vm_need, size.astype(np.float64))
 
-    phys_room = hosts.physical_room_kib.astype(np.float64).copy()
-    oned_room = (hosts.capacity_kib - hosts.allocated_kib).astype(np.float64)
+    # Room on a target is what is left after this cycle's grows there (they run first):
+    # counting it twice made oned refuse the move ("does not fit in host").
+    grows_kib = np.bincount(obs.host_index, minlength=n_host,
+                            weights=np.maximum(plan.granted_kib - obs.allocated_kib, 0))
+    phys_room = hosts.physical_room_kib.astype(np.float64) - grows_kib
+    oned_room = (hosts.capacity_kib - hosts.allocated_kib).astype(np.float64) - grows_kib
+    live = _live_resize(hosts)
+    notes = []
     forecast = load.forecast_kib.astype(np.float64).copy()
     limit = load.limit_kib
     cluster = _cluster(hosts)
@@ -344,10 +428,18 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
     for h in flagged[np.lexsort((flagged, -load.excess_kib[flagged], -owed[flagged]))]:
         cand = np.flatnonzero((obs.host_index == h) & movable)
         if cand.size == 0:
+            on_host = obs.host_index == h
+            notes.append((int(hosts.host_ids[h]), "no movable VM (%d in flight, %d moved "
+                          "within vm_min_interval_s, %d resized this cycle, %d backing off "
+                          "after failed migrations)" % (
+                              (on_host & in_flight).sum(), (on_host & moved_recently).sum(),
+                              (on_host & (plan.phase != PHASE_NONE)).sum(),
+                              (on_host & backing_off).sum())))
             continue
         reason = R_OWED if owed[h] > 0 else R_FORECAST
         freed = 0.0
         count = 0
+        first_refusal = None
         for v in _selection_order(cand, size, grower, shed[h], p.selection):
             if freed >= shed[h] or count >= p.max_per_host \
                     or (p.max_per_cycle and len(chosen_vm) >= p.max_per_cycle):
@@ -355,8 +447,13 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
             # A grower moved for its own sake needs room for the grow it still owes.
             room_needed = float(size[v] + plan.missing_kib[v])
             t = _choose_target(h, room_needed, float(size[v]), float(vm_need[v]), phys_room,
-                               oned_room, forecast, limit, cluster, usable, sources)
+                               oned_room, forecast, limit, cluster, usable, sources, live)
             if t < 0:
+                if first_refusal is None:
+                    first_refusal = "vm %d (%d KiB): %s" % (
+                        int(obs.vm_ids[v]), room_needed, no_target_reasons(
+                            h, room_needed, float(size[v]), phys_room, oned_room, cluster,
+                            usable, sources, live, hosts.host_ids))
                 continue
             chosen_vm.append(v)
             chosen_to.append(t)
@@ -367,10 +464,14 @@ def plan_migrations(obs: FleetObs, hosts: HostColumns, plan: PlanColumns, urgent
             freed += size[v]
             count += 1
             touched[t] = touched[h] = True
+        if count == 0 and first_refusal is not None:
+            notes.append((int(hosts.host_ids[h]), "no migration target for " + first_refusal))
+    state = replace(state, notes=tuple(notes))
 
     if p.consolidate and not chosen_vm:
-        drained = _consolidate(obs, hosts, size, vm_need, movable, state, load, phys_room,
-                               oned_room, forecast, limit, cluster, usable, cooling, p)
+        drained = _consolidate(obs, hosts, size, vm_need, movable & live[obs.host_index], state,
+                               load, phys_room, oned_room, forecast, limit, cluster,
+                               np.where(live, usable, 0.0), cooling, p)
         if p.max_per_cycle:
             drained = drained[:p.max_per_cycle]
         for v, t in drained:

@@ -47,6 +47,7 @@ class HostView:
     reserve_kib: int = 0       # physical memory cloudvamp keeps free on the host
     cluster_id: int = 0
     enabled: bool = True       # MONITORED and not DISABLED/OFFLINE/ERROR
+    live_resize: bool = True   # its VM_MAD resizes live: a possible migration target
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Order is the planner's (phase 0 grows, shrinks, phase 2 grows). For every resize
 
 1. rate limit (``max_actions_per_cycle``, ``max_actions_per_s``); what is left waits for
    the next cycle (it will be planned again from fresh figures);
-2. ``one.vm.info``: skip (:class:`~cvem.errors.ActionSkipped`) if the VM left RUNNING,
+2. a fresh read of the VM (``vmpool.infoextended`` of its ID alone: one history record,
+   not ``one.vm.info``'s every record): skip (:class:`~cvem.errors.ActionSkipped`) if the VM left RUNNING,
    moved host or its MEMORY is no longer what was planned from;
 3. record the action as in flight (state DB), then ``one.vm.resize(id, "MEMORY=<MiB>",
    enforce)`` with ``enforce`` on grows; one INFO line per action;
@@ -25,7 +26,7 @@ from ..config import ServiceParams
 from ..core.model import KIB_PER_MIB, Migrate, NeedsRoom, Plan, Resize
 from ..errors import ActionSkipped, CloudvampError
 from ..ports import AuthFailed, Cloud, OneCallFailed, Unreachable
-from .migrations import MigrationOutcome, execute_migration
+from .migrations import MigrationOutcome, execute_migration, fresh_vm
 from .state import InFlight, StateStore
 
 LOG = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Applier:
     def check(self, action: Resize) -> None:
         """Raise ActionSkipped unless the VM is still as the plan saw it."""
         try:
-            vm = self.cloud.vm_info(action.vm_id)
+            vm = fresh_vm(self.cloud, action.vm_id)
         except OneCallFailed as error:
             if error.kind == "missing":
                 raise ActionSkipped(f"VM gone: {error.message}") from None

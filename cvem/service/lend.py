@@ -39,16 +39,17 @@ LOG = logging.getLogger(__name__)
 UNSET = "UNSET"
 
 
-def reclaimed_kib_by_host(vms: Mapping[int, RawVm],
-                          allocated_mib: Optional[Mapping[int, int]] = None) -> Dict[int, int]:
-    """Σ (nominal − MEMORY) of the RUNNING VMs with MEMORY_MAX, per host (``cvem status``)."""
+def reclaimed_kib_by_host(statuses, allocated_mib: Optional[Mapping[int, int]] = None
+                          ) -> Dict[int, int]:
+    """Σ (nominal − MEMORY) per host over the *managed* VMs (``observe.VmStatus``; nominal
+    is the size the owner chose, never MEMORY_MAX), for ``cvem status``."""
     out: Dict[int, int] = {}
     allocated_mib = allocated_mib or {}
-    for vm in vms.values():
-        if vm.state != 3 or vm.host_id is None or not vm.memory_max_mib or not vm.memory_mib:
+    for st in statuses:
+        if not st.managed or st.host_id is None or not st.nominal_kib or not st.allocated_kib:
             continue
-        mib = allocated_mib.get(vm.vm_id, vm.memory_mib)
-        out[vm.host_id] = out.get(vm.host_id, 0) + max(vm.memory_max_mib - mib, 0) * KIB_PER_MIB
+        kib = allocated_mib.get(st.vm_id, st.allocated_kib // KIB_PER_MIB) * KIB_PER_MIB
+        out[st.host_id] = out.get(st.host_id, 0) + max(st.nominal_kib - kib, 0)
     return out
 
 

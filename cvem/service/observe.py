@@ -340,18 +340,31 @@ def build_host_view(host: RawHost, params: ServiceParams, now_s: float):
     view = HostView(host_id=host.host_id, name=host.name, physical_kib=physical,
                     max_mem_kib=host.max_mem_kib + extra, mem_usage_kib=host.mem_usage_kib,
                     physical_free_kib=free, reserve_kib=params.host_reserve_kib,
-                    cluster_id=host.cluster_id, enabled=host.state not in HOST_UNUSABLE)
+                    cluster_id=host.cluster_id, enabled=host.state not in HOST_UNUSABLE,
+                    live_resize=host_is_managed(host, params))
     return view, extra
+
+
+def host_is_managed(host: RawHost, params: ServiceParams) -> bool:
+    """cvem resizes VMs on this host: its VM_MAD resizes live and it passes the filters."""
+    clusters = params.cluster_filter
+    return host.vm_mad in params.vm_mads and (not clusters or host.cluster_id in clusters)
 
 
 def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, str], ReportMark],
             now_s: float, in_flight: Iterable[int] = (),
             migrating: Optional[Mapping[int, int]] = None,
+            nominal_kib: Optional[Mapping[int, int]] = None,
+            held_back: Optional[Mapping[int, str]] = None,
             drs_moving: Iterable[int] = ()) -> Observation:
     """``in_flight``: VMs whose resize is still settling; ``migrating``: VM -> target host of
-    the live migrations in flight (never resized while they move); ``drs_moving``: VMs in
-    a OneDRS plan that is waiting or applying (left to OneDRS)."""
+    the live migrations in flight (never resized while they move); ``nominal_kib``: each
+    VM's nominal size (:mod:`cvem.service.nominal`, always given by the service; None, for
+    tests and benchmarks of a VM shrunk from its ceiling: the larger of MEMORY and MEMORY_MAX);
+    ``held_back``: VM -> why it is left alone for now (a resize back-off); ``drs_moving``:
+    VMs in a OneDRS plan that is waiting or applying (left to OneDRS)."""
     migrating = migrating or {}
+    held_back = held_back or {}
     drs_moving = frozenset(drs_moving)
     hosts = {h.host_id: h for h in read.hosts}
     host_views: List[HostView] = []
@@ -371,13 +384,20 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
         state = LCM_STATE_NAMES.get(vm.lcm_state, str(vm.lcm_state)) if vm.state == 3 \
             else VM_STATE_NAMES.get(vm.state, str(vm.state))
         allocated = vm.memory_mib * KIB_PER_MIB if vm.memory_mib else None
-        nominal = max(vm.memory_max_mib or 0, vm.memory_mib or 0) * KIB_PER_MIB or None
+        if nominal_kib is None:   # not from the service: a VM shrunk from its MEMORY_MAX
+            nominal = max(vm.memory_max_mib or 0, vm.memory_mib or 0) * KIB_PER_MIB or None
+        else:
+            nominal = nominal_kib.get(vm.vm_id)
         if vm.vm_id in migrating:
             reason = f"migration in flight to host {migrating[vm.vm_id]}"
         elif vm.vm_id in drs_moving:
             reason = "OneDRS plan in flight"
         else:
             reason = why_unmanaged(vm, host, params, vm.vm_id in in_flight)
+            if reason is None and vm.vm_id in held_back:
+                reason = held_back[vm.vm_id]
+            elif reason is None and not nominal:
+                reason = "nominal size not established yet (history look-up next cycle)"
         # Keep freshness marks of every VM that still exists (a VM paused for a while must
         # not look fresh when it comes back).
         for source in ("onegate", "probe"):

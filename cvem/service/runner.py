@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -31,13 +31,15 @@ from ..core.model import KIB_PER_MIB, Plan, Resize
 from ..errors import AdapterError, CloudvampError
 from ..lending.tracker import LendTracker
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
-from . import lend
+from . import lend, nominal, quota
+from .quota import QuotaHolder
 from .handover import Handover, build_record, merge_history, merge_inflight, merge_migrations
 from .leader import AlwaysActing, LeaderGate
 from .applier import Applier, ApplyResult, Throttle, to_mib
+from ..core.migration import back_off_move, clear_backoff
 from .migrations import forget_move, reconcile_migrations, vm_locations
-from .observe import Observation, VmStatus, observe, problem_kind
-from .state import StateStore
+from .observe import Observation, VmStatus, host_is_managed, observe, problem_kind
+from .state import InFlight, ResizeBackoff, StateStore
 
 LOG = logging.getLogger(__name__)
 
@@ -80,6 +82,12 @@ class Service:
         self.history = store.load_history()
         self.marks = store.load_marks()
         self.applier = Applier(cloud, store, self.params, clock=clock, throttle=throttle)
+        self.quotas = QuotaHolder(cloud, store) if self.params.quota_hold \
+            and hasattr(cloud, "call_raw") else None
+        self.sizes = store.load_sizes()
+        self.resize_backoff = store.load_resize_backoff()
+        self._cvem_uid: Optional[int] = None
+        self._settled: List[Tuple[InFlight, str]] = []   # (record, "confirmed"|"rolled back")
         lend_params, strategy = config.build_lending()
         self.lend_tracker = LendTracker(strategy, lend_params)
         self._problems: Dict[int, str] = {}
@@ -115,13 +123,15 @@ class Service:
                 if rec.status == "pending":
                     LOG.info("%s from_kib=%d to_kib=%d confirmed after an interrupted cycle",
                              where, rec.from_kib, rec.to_kib)
+                self._resize_settled(rec, "confirmed", now_s)
                 done[str(rec.vm_id)] = rec.started_at_s   # its cooldown runs from then
             elif vm.memory_mib is not None and vm.memory_mib * KIB_PER_MIB == rec.from_kib \
                     and vm.lcm_state == 3:
-                LOG.warning("%s to_kib=%d did not happen (%s); it will be planned again",
-                            where, rec.to_kib,
-                            "never reached oned" if rec.status == "pending"
-                            else "rolled back by oned")
+                if rec.status == "pending":
+                    LOG.warning("%s to_kib=%d did not happen (never reached oned); it will be "
+                                "planned again", where, rec.to_kib)
+                else:
+                    self._resize_settled(rec, "rolled back", now_s)
             elif age > self.params.inflight_timeout_s:
                 LOG.warning("%s still unsettled after %.0f s (state %d/%d, MEMORY %s MiB); "
                             "giving up on it", where, age, vm.state, vm.lcm_state,
@@ -133,6 +143,57 @@ class Service:
         if done:   # a resize learnt from another leader's record starts its VM's cooldown
             self.history = merge_history(self.history, done, self.decider.initial_history)
         return busy
+
+    def _resize_settled(self, rec: InFlight, outcome: str, now_s: float) -> None:
+        """A resize cvem issued is seen done, or undone by oned (the driver failed it: oned
+        puts MEMORY back). Only a confirmed resize counts as applied; a rolled-back one
+        backs its VM off, period × 2^failures up to ``backoff_max_s``."""
+        self._settled.append((rec, outcome))
+        if outcome == "confirmed":
+            self.sizes.update(nominal.confirmed(self.sizes, rec.vm_id, rec.to_kib))
+            self.store.save_sizes({rec.vm_id: self.sizes[rec.vm_id]})
+            if rec.vm_id in self.resize_backoff:
+                del self.resize_backoff[rec.vm_id]
+                self.store.clear_resize_backoff(rec.vm_id)
+            return
+        old = self.resize_backoff.get(rec.vm_id)
+        failures = old.failures + 1 if old else 1
+        wait_s = min(self.params.period_s * 2.0 ** failures, self.params.backoff_max_s)
+        back = ResizeBackoff(rec.vm_id, failures, now_s + wait_s,
+                             f"{rec.action} {to_mib(rec.from_kib)}->{to_mib(rec.to_kib)} MiB")
+        self.resize_backoff[rec.vm_id] = back
+        self.store.set_resize_backoff(back)
+        LOG.warning("vm=%d host=%d action=%s from_kib=%d to_kib=%d failed: rolled back by "
+                    "oned (driver error, MEMORY still %d MiB); failure %d in a row, next try "
+                    "in %.0f s", rec.vm_id, rec.host_id, rec.action, rec.from_kib, rec.to_kib,
+                    to_mib(rec.from_kib), failures, wait_s)
+
+    def _held_back(self, now_s: float) -> Dict[int, str]:
+        return {vm_id: f"resize back-off: {b.last_error} failed {b.failures} time(s) in a "
+                       f"row (rolled back), next try in {b.until_s - now_s:.0f} s"
+                for vm_id, b in self.resize_backoff.items() if b.until_s > now_s}
+
+    def _cvem_user(self) -> Optional[int]:
+        if self._cvem_uid is None and hasattr(self.cloud, "whoami"):
+            try:
+                self._cvem_uid = self.cloud.whoami()
+            except AdapterError as error:
+                LOG.warning("cannot tell cvem's own user ID: %s", error)
+        return self._cvem_uid
+
+    def settle_sizes(self, read: CloudRead, busy: Set[int], dry_run: bool):
+        """Every VM's nominal size (cvem.service.nominal), saved unless ``dry_run``."""
+        inflight = set(busy) | set(self.store.load_inflight())
+        update = nominal.settle_sizes(read.vms, self.sizes, inflight, self._cvem_user(),
+                                      getattr(self.cloud, "history_actions", None))
+        if not dry_run:
+            for vm_id in update.gone:
+                self.sizes.pop(vm_id, None)
+                if self.resize_backoff.pop(vm_id, None):
+                    self.store.clear_resize_backoff(vm_id)
+            self.sizes.update(update.changed)
+            self.store.save_sizes(update.changed, update.gone)
+        return update.nominal_kib
 
     def _log_report_problems(self, obs: Observation) -> None:
         """One WARNING when a VM's report becomes unusable (or unusable for another kind of
@@ -154,14 +215,18 @@ class Service:
                             "MEMORY=%d MiB (deflate-on-OOM): pressure, growing it now",
                             st.vm_id, to_mib(st.self_deflated_kib), to_mib(st.allocated_kib))
 
-    def _write_show(self, obs: Observation, result: ApplyResult, now_s: float) -> int:
+    def _write_show(self, obs: Observation, result: ApplyResult, now_s: float,
+                    started: float) -> int:
         if not self.params.show_attributes:
             return 0
         last = {}
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_s))
-        for a in result.applied:
-            last[a.vm_id] = (f"{a.action} {to_mib(a.from_kib)}->{to_mib(a.to_kib)} MiB "
-                             f"({a.reason}) {stamp}")
+        # Only what oned shows done: a resize the driver failed is rolled back by oned and
+        # must not be shown as made (it is reconciled a cycle after being issued).
+        for rec, outcome in self._settled:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rec.started_at_s))
+            last[rec.vm_id] = (f"{rec.action} {to_mib(rec.from_kib)}->{to_mib(rec.to_kib)} MiB "
+                               f"({rec.reason}) {stamp}"
+                               + ("" if outcome == "confirmed" else " FAILED, rolled back"))
         todo = []
         for st in obs.statuses:
             raw = obs.raw_vms[st.vm_id]
@@ -178,7 +243,14 @@ class Service:
                 todo.append((st.vm_id not in last, st.vm_id, diff))
         todo.sort()
         written = 0
+        # Show attributes are cosmetics: they never delay the next cycle's grows. What does
+        # not fit in half a period is written in the next cycles (still differing then).
+        budget_end = time.monotonic() + 0.5 * self.params.period_s - (time.perf_counter()
+                                                                       - started)
         for _, vm_id, diff in todo[:self.params.max_updates_per_cycle]:
+            if time.monotonic() > budget_end:
+                LOG.debug("show attributes: %d left for the next cycles", len(todo) - written)
+                break
             try:
                 self.cloud.update_vm_attributes(vm_id, diff)
                 written += 1
@@ -238,13 +310,25 @@ class Service:
             for m, why in rec.failed:
                 LOG.warning("vm=%d host=%d action=migrate to_host=%d failed: %s", m.vm_id,
                             m.from_host_id, m.to_host_id, why)
-        return rec.state
+        state = rec.state
+        p = self.migration_config.params
+        for m in rec.done:
+            state = clear_backoff(state, m.vm_id)
+        for m, why in rec.failed:
+            if why != "VM gone":
+                state = back_off_move(state, m.vm_id, now_s, p.retry_backoff_s,
+                                      p.retry_backoff_max_s)
+        return state
 
     def _forget_refused_moves(self, result: ApplyResult, now_s: float) -> None:
         state = self.migration_state
+        p = self.migration_config.params
         for outcome in result.migrations:
             if outcome.status != "issued":
                 state = forget_move(state, outcome.action.vm_id, now_s)
+            if outcome.status == "failed":
+                state = back_off_move(state, outcome.action.vm_id, now_s, p.retry_backoff_s,
+                                      p.retry_backoff_max_s)
         if state is not self.migration_state:
             self.migration_state = state
             self.store.save_migration_state(state)
@@ -286,10 +370,13 @@ class Service:
         read = self.cloud.read_cloud()
         now_s = self.clock()
         t1 = time.perf_counter()
+        self._settled = []
         busy = set() if dry_run else self.reconcile_inflight(read, now_s)
         mig_state = self.reconcile_migrations(read, now_s, log=not dry_run)
         flying = {m.vm_id: m.to_host_id for m in mig_state.in_flight}
+        nominal_kib = self.settle_sizes(read, busy, dry_run)
         obs = observe(read, self.params, self.marks, now_s, busy, migrating=flying,
+                      nominal_kib=nominal_kib, held_back=self._held_back(now_s),
                       drs_moving=self._drs_moving(read))
         if self.migrations_enabled:
             plan, new_history, new_mig_state = decide_with_migrations(
@@ -308,6 +395,9 @@ class Service:
             report.timings_s["total_s"] = time.perf_counter() - t0
             return report
         self._log_report_problems(obs)
+        # A VM left out of this cycle (resize or migration in flight, back-off...) keeps its
+        # cooldown and policy state: dropping it made it look new (shrunk again at once).
+        new_history = new_history.carried_over(self.history, (v.vm_id for v in read.vms))
         load = lend.managed_load(obs)
         self.lend_tracker.observe(now_s, load.vm_host, load.vm_used_kib, load.hosts)
         # Write-ahead: the state this plan was made from (and the moves it starts, as in
@@ -324,6 +414,9 @@ class Service:
         planned = {a.vm_id: to_mib(a.to_kib) for a in plan.actions
                    if isinstance(a, Resize) and a.is_grow}
         self._lend(obs, planned, True, written_reserved)   # lower before any grow
+        if self.quotas is not None:   # before any resize: held quota follows the plan
+            self.quotas.hold(quota.held_mib(obs.statuses, obs.raw_vms, {
+                a.vm_id: to_mib(a.to_kib) for a in plan.actions if isinstance(a, Resize)}))
         previous = self._last_change_of(plan)
         try:
             result = self.applier.apply(plan)
@@ -336,12 +429,18 @@ class Service:
         unknown = {v for v, rec in self.store.load_inflight().items() if rec.status == "pending"}
         self._forget_unapplied(previous, {a.vm_id for a in result.applied} | unknown, now_s)
         self._forget_refused_moves(result, now_s)
+        notes = dict(new_mig_state.notes) if self.migrations_enabled else {}
         for need in plan.needs_room + tuple(result.needs_room):
-            LOG.info("vm=%d host=%d needs_room missing_kib=%d urgent=%s reason=%s",
-                     need.vm_id, need.host_id, need.missing_kib, need.urgent, need.reason)
+            why = notes.get(need.host_id)
+            if why is None:
+                why = ("migrations off ([migration] enabled = no)" if not
+                       self.migrations_enabled else "no migration planned from this host "
+                       "(cooldown, or moves in flight still to free room)")
+            LOG.info("vm=%d host=%d needs_room missing_kib=%d urgent=%s reason=%s; %s",
+                     need.vm_id, need.host_id, need.missing_kib, need.urgent, need.reason, why)
         applied = {a.vm_id: to_mib(a.to_kib) for a in result.applied}
         self._lend(obs, applied, False, written_reserved)  # raise after shrinks
-        report.updates = self._write_show(obs, result, now_s)
+        report.updates = self._write_show(obs, result, now_s, t0)
         self._publish_handover(now_s, self.history, self.migration_state)
         t4 = time.perf_counter()
         report.result = result
@@ -349,12 +448,15 @@ class Service:
         self.cycles += 1
         managed = sum(1 for s in obs.statuses if s.managed)
         LOG.info("cycle %d: %.3f s (read %.3f, decide %.3f, apply %.3f, show %.3f) vms=%d "
-                 "managed=%d planned=%d applied=%d skipped=%d failed=%d deferred=%d "
-                 "needs_room=%d updates=%d migrations=%d in_flight=%d", self.cycles,
+                 "managed=%d planned=%d issued=%d confirmed=%d rolled_back=%d skipped=%d "
+                 "failed=%d deferred=%d needs_room=%d updates=%d migrations=%d in_flight=%d",
+                 self.cycles,
                  report.timings_s["total_s"],
                  report.timings_s["read_s"], report.timings_s["decide_s"],
                  report.timings_s["apply_s"], report.timings_s["show_s"], len(obs.statuses),
-                 managed, len(plan.actions), len(result.applied), len(result.skipped),
+                 managed, len(plan.actions), len(result.applied),
+                 sum(1 for _, o in self._settled if o == "confirmed"),
+                 sum(1 for _, o in self._settled if o != "confirmed"), len(result.skipped),
                  len(result.failed), len(result.deferred),
                  len(plan.needs_room) + len(result.needs_room), report.updates,
                  sum(1 for o in result.migrations if o.status == "issued"),

@@ -50,13 +50,21 @@ CREATE TABLE IF NOT EXISTS inflight (
     from_kib INTEGER NOT NULL, to_kib INTEGER NOT NULL, reason TEXT NOT NULL,
     status TEXT NOT NULL, started_at_s REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS migration_arrays (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS resize_backoff (
+    vm_id INTEGER PRIMARY KEY, failures INTEGER NOT NULL, until_s REAL NOT NULL,
+    last_error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vm_sizes (
+    vm_id INTEGER PRIMARY KEY, nominal_kib INTEGER NOT NULL, expected_kib INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS quota_holds (
+    kind TEXT NOT NULL, owner_id INTEGER NOT NULL, base TEXT NOT NULL, written TEXT NOT NULL,
+    PRIMARY KEY (kind, owner_id));
 CREATE TABLE IF NOT EXISTS migrations (
     vm_id INTEGER PRIMARY KEY, from_host_id INTEGER NOT NULL, to_host_id INTEGER NOT NULL,
     size_kib INTEGER NOT NULL, started_s REAL NOT NULL, reason TEXT NOT NULL);
 """
 
 _MIGRATION_ARRAYS = ("host_ids", "demand_kib", "times_s", "host_last_s", "moved_vm_ids",
-                     "moved_at_s")
+                     "moved_at_s", "backoff_vm_ids", "backoff_failures", "backoff_until_s")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,16 @@ class InFlight:
     reason: str
     status: str          # "pending" (sent, outcome unknown) or "issued" (oned accepted)
     started_at_s: float
+
+
+@dataclass(frozen=True)
+class ResizeBackoff:
+    """A VM whose resizes the driver keeps failing (oned rolled MEMORY back)."""
+
+    vm_id: int
+    failures: int        # in a row
+    until_s: float       # not resized again before
+    last_error: str
 
 
 def _to_bytes(array: np.ndarray) -> bytes:
@@ -290,6 +308,61 @@ class StateStore:
     def drop_inflight(self, vm_id: int) -> None:
         with self.db:
             self.db.execute("DELETE FROM inflight WHERE vm_id = ?", (vm_id,))
+
+    # ------------------------------------------------------------ resize back-off
+    def load_resize_backoff(self) -> Dict[int, ResizeBackoff]:
+        try:
+            return {row[0]: ResizeBackoff(*row) for row in self.db.execute(
+                "SELECT vm_id, failures, until_s, last_error FROM resize_backoff")}
+        except sqlite3.OperationalError:   # read-only open of an older state DB
+            return {}
+
+    def set_resize_backoff(self, rec: "ResizeBackoff") -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO resize_backoff VALUES (?, ?, ?, ?)",
+                            (rec.vm_id, rec.failures, rec.until_s, rec.last_error))
+
+    def clear_resize_backoff(self, vm_id: int) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM resize_backoff WHERE vm_id = ?", (vm_id,))
+
+    # ------------------------------------------------------------------ VM sizes
+    def load_sizes(self) -> Dict[int, Tuple[int, int]]:
+        """vm_id -> (nominal_kib, expected_kib): see cvem.service.nominal."""
+        try:
+            return {row[0]: (row[1], row[2]) for row in self.db.execute(
+                "SELECT vm_id, nominal_kib, expected_kib FROM vm_sizes")}
+        except sqlite3.OperationalError:
+            return {}
+
+    def save_sizes(self, changed: Mapping[int, Tuple[int, int]], gone=()) -> None:
+        if not changed and not gone:
+            return
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO vm_sizes VALUES (?, ?, ?)",
+                                [(v, n, e) for v, (n, e) in changed.items()])
+            self.db.executemany("DELETE FROM vm_sizes WHERE vm_id = ?", [(v,) for v in gone])
+
+    # --------------------------------------------------------------- quota holds
+    def load_quota_holds(self):
+        """(kind, id) -> (administrator's VM quota limits, limits cvem wrote)."""
+        import json
+        try:
+            return {(k, i): (json.loads(b), json.loads(w)) for k, i, b, w in self.db.execute(
+                "SELECT kind, owner_id, base, written FROM quota_holds")}
+        except sqlite3.OperationalError:
+            return {}
+
+    def save_quota_hold(self, owner, base, written) -> None:
+        import json
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO quota_holds VALUES (?, ?, ?, ?)",
+                            (owner[0], owner[1], json.dumps(base, sort_keys=True),
+                             json.dumps(written, sort_keys=True)))
+
+    def drop_quota_hold(self, owner) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM quota_holds WHERE kind = ? AND owner_id = ?", owner)
 
     def meta(self, key: str, default: str = "") -> str:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

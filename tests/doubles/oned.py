@@ -363,6 +363,18 @@ class OnedDouble(object):
             self.vms[vm_id] = vm
             return vm_id
 
+    def record_resize(self, vm_id, uid=0):
+        """History as if user ``uid`` had resized the VM to its current MEMORY earlier (oned
+        closes a record with ACTION=35 and the requester's UID): e.g. a VM cvem shrank
+        before its state DB was lost."""
+        with self._lock:
+            vm = self.vms[vm_id]
+            epoch = self.epoch()
+            old = vm.history[-1]
+            old["ETIME"] = old["RETIME"] = epoch
+            old["ACTION"], old["UID"] = ACTION_RESIZE, uid
+            vm.history.append(self._history(vm, self.hosts[vm.host_id], epoch))
+
     def _history(self, vm, host, now):
         return collections.OrderedDict([
             ("OID", vm.id), ("SEQ", len(vm.history)), ("HOSTNAME", host.name),
@@ -487,6 +499,8 @@ class OnedDouble(object):
                 if not self._authenticated(session):
                     raise OneError("User couldn't be authenticated, aborting call.",
                                    AUTHENTICATION)
+                # user IDs in creation order, oneadmin 0 (history records carry the caller)
+                self._caller_uid = list(self.users).index(str(session).partition(":")[0])
                 if self._injected[method]:
                     message, code = self._injected[method].popleft()
                     raise OneError(message, code)
@@ -662,11 +676,20 @@ class OnedDouble(object):
             old = vm.history[-1]
             old["ETIME"] = old["RETIME"] = epoch
             old["ACTION"] = ACTION_RESIZE
+            old["UID"] = getattr(self, "_caller_uid", 0)   # who resized: as oned records it
             vm.history.append(self._history(vm, self.hosts[vm.host_id], epoch))
             vm.lcm = HOTPLUG_RESIZE
             vm.pending = (self.monotonic() + self.resize_settle_s, "resize")
             self._pending.add(vm.id)
         return vm.id
+
+    def _rpc_one_user_info(self, user_id=-1, decrypt=False):
+        """Only what cvem reads: the ID (-1 = the caller) and the name."""
+        uid = self._caller_uid if int(user_id) == -1 else int(user_id)
+        names = list(self.users)
+        if not 0 <= uid < len(names):
+            raise OneError("Error getting user [%d]." % uid, NO_EXISTS, uid)
+        return "<USER><ID>%d</ID><GID>0</GID><NAME>%s</NAME></USER>" % (uid, names[uid])
 
     def _rpc_one_vm_update(self, vm_id, tmpl, update_type=0):
         if update_type not in (0, 1):

@@ -99,8 +99,9 @@ def test_unknown_state_is_left_alone(setup, caplog):
 def test_missing_vm_is_skipped(setup):
     oned, host, vm, store, applier = setup
     result = applier.apply(Plan(actions=(resize(9999, host, 2048, 1024),)))
-    assert result.skipped[0][1].startswith("VM gone: [one.vm.info] Error getting virtual "
-                                           "machine [9999].")
+    # the re-check reads the VM alone from the pool (one history record), not one.vm.info
+    assert result.skipped[0][1].startswith("VM gone: [one.vmpool.infoextended] virtual "
+                                           "machine [9999] not found")
     oned.fail_next("one.vm.resize", "Error getting virtual machine [%d]." % vm, 0x400)
     result = applier.apply(Plan(actions=(resize(vm, host, 2048, 1024),)))
     assert result.skipped and not store.load_inflight()

@@ -79,7 +79,8 @@ def test_show_attributes_written_only_when_they_change(oned, tmp_path, cloud):
     first = len(oned.calls_of("one.vm.update"))
     assert first == 5
     run_cycles(service, oned, clock, demand, 3)
-    assert len(oned.calls_of("one.vm.update")) == first
+    # + 1: CLOUDVAMP_LAST_ACTION of the first cycle's shrink, written once oned shows it done
+    assert len(oned.calls_of("one.vm.update")) == first + 1
 
 
 def test_restart_repeats_nothing(oned, tmp_path, cloud):

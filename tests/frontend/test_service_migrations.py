@@ -31,13 +31,16 @@ def double(migrate_settle_s):
 
 def world(oned):
     """Host A (16 GiB) holds big (8 GiB, surging to 14 GiB), small (3 GiB) and mid (4 GiB):
-    1 GiB left. Host B (16 GiB) holds one 2 GiB VM."""
+    1 GiB left. Host B (16 GiB) holds one 2 GiB VM. Every VM was deployed at its
+    MEMORY_MAX and shrunk by cvem's user earlier (new state DB: the history tells)."""
     a = oned.add_host("kvm-a", total_mem_kib=16 * GIB)
     b = oned.add_host("kvm-b", total_mem_kib=16 * GIB)
     big = oned.add_vm("big", a, 8192, 14336)
     small = oned.add_vm("small", a, 3072, 4096)
     mid = oned.add_vm("mid", a, 4096, 4096)
     other = oned.add_vm("other", b, 2048, 4096)
+    for vm in (big, small, other):   # deployed at MEMORY_MAX, shrunk by cvem (oneadmin) since
+        oned.record_resize(vm, uid=0)
     demand = {big: 14 * GIB, small: 3000 * MIB, mid: 4000 * MIB, other: 1900 * MIB}
     return a, b, big, small, mid, other, demand
 
@@ -207,7 +210,8 @@ def test_recorded_refusals_are_handled_and_retried_later(tmp_path, caplog, messa
     caplog.set_level(logging.INFO, logger="cvem")
     with double(migrate_settle_s=0.05) as oned:
         a, b, big, small, mid, other, demand = world(oned)
-        svc, clock = service(oned, tmp_path)
+        # no back-off here (test_failing_migrations_back_off has it): retried at once
+        svc, clock = service(oned, tmp_path, extra="[migration]\nretry_backoff_s = 0\n")
         oned.fail_next("one.vm.migrate", message.format(vm=small, host=b), ACTION, count=2)
         calls = cycle(svc, oned, clock, demand)
         refused = of(calls, "one.vm.migrate")
@@ -220,6 +224,27 @@ def test_recorded_refusals_are_handled_and_retried_later(tmp_path, caplog, messa
         accepted = [c for c in oned.calls_of("one.vm.migrate") if c[2]]
         assert {c[1][0] for c in accepted} == {small, mid}
         assert oned.host_of(small) == b and oned.host_of(mid) == b
+
+
+def test_failing_migrations_back_off(tmp_path, caplog):
+    """Defect 5: a migration that keeps failing is retried after 60 s, 120 s, 240 s...
+    (per VM, [migration] retry_backoff_s doubling up to retry_backoff_max_s), not every
+    cycle."""
+    caplog.set_level(logging.INFO, logger="cvem")
+    with double(migrate_settle_s=0.05) as oned:
+        a, b, big, small, mid, other, demand = world(oned)
+        svc, clock = service(oned, tmp_path)
+        oned.fail_next("one.vm.migrate", "virtual machine [1] does not fit in host [1]. Not "
+                       "enough memory: 3145728/1048576", ACTION, count=1000)
+        for _ in range(30):                        # 300 s, a cycle every 10 s
+            cycle(svc, oned, clock, demand)
+        tries = {}
+        for c in oned.calls_of("one.vm.migrate"):
+            tries[c[1][0]] = tries.get(c[1][0], 0) + 1
+        # at 0, 60, 180 s (then 420 s): 3 attempts per VM at most, instead of 30
+        assert tries and max(tries.values()) <= 3, tries
+        state = svc.store.load_migration_state()
+        assert set(state.backoff_vm_ids) >= set(tries)
 
 
 def test_a_migration_back_on_its_source_fails_and_is_planned_again(tmp_path, caplog):

@@ -13,6 +13,8 @@ Environment:
                                OneGate ports shift with it
   CLOUDVAMP_REAL_PREFIX        where the test bed lives (default <tmp>/cloudvamp-real-<port>)
   CLOUDVAMP_TESTBED            the test bed's scripts (default <repo>/../shared/oned-testbed)
+  CLOUDVAMP_REAL_REUSE=1       keep the bed running after the session and reuse a running one
+                               (quick iterations while writing tests)
   CLOUDVAMP_REAL_ENDPOINT      use an existing OpenNebula instead (its XML-RPC endpoint) ...
   CLOUDVAMP_REAL_AUTH          ... with this "user:password" or file holding it; nothing is built,
                                started or stopped, and tests needing the bed's dummy drivers skip
@@ -28,7 +30,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realkit import RealOne, real_port  # noqa: E402
+from realkit import RealOne, drop_cluster, make_cluster, real_port, terminate_vms_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,7 +79,7 @@ def _existing_one():
     return one
 
 
-def _start_bed():
+def _start_bed(reuse=False):
     testbed_dir = _testbed_dir()
     if not (testbed_dir / "start.sh").is_file():
         _unavailable("no OpenNebula test bed at %s (set CLOUDVAMP_TESTBED or CLOUDVAMP_REAL_ENDPOINT)"
@@ -88,6 +90,15 @@ def _start_bed():
     prefix = real_prefix()
     bed = RealOne(endpoint="http://127.0.0.1:%d/RPC2" % real_port(), auth="", prefix=prefix,
                   testbed_dir=testbed_dir)
+    if reuse and (prefix / "env.sh").is_file():
+        try:
+            bed.env = _read_env_sh(prefix / "env.sh")
+            bed.env["RUBYLIB"] = str(prefix / "one" / "lib" / "ruby")
+            bed.auth = Path(bed.env["ONE_AUTH"]).read_text().strip()
+            bed.rpc("one.system.version")
+            return bed
+        except Exception:
+            pass   # not running: start it
     try:
         subprocess.run(["bash", str(testbed_dir / "stop.sh")], env=dict(os.environ, PREFIX=str(prefix)),
                        capture_output=True, timeout=60)   # a bed left over by a killed session
@@ -95,7 +106,8 @@ def _start_bed():
                                capture_output=True, text=True, timeout=1800)
         if built.returncode != 0:
             _unavailable("build.sh failed: %s" % (built.stderr or built.stdout).strip()[-500:])
-        bed.script("start.sh", FRESH="1", ONEGATE=os.environ.get("CLOUDVAMP_REAL_ONEGATE", "1"))
+        bed.script("start.sh", FRESH="1", ONEGATE=os.environ.get("CLOUDVAMP_REAL_ONEGATE", "1"),
+                   PROBE_PERIOD_S=os.environ.get("CLOUDVAMP_REAL_PROBE_PERIOD_S", "5"))
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         _unavailable(str(error)[-1500:])
     bed.env = _read_env_sh(prefix / "env.sh")
@@ -112,12 +124,32 @@ def real_one():
     if os.environ.get("CLOUDVAMP_REAL_ENDPOINT"):
         yield _existing_one()
         return
-    bed = _start_bed()
+    reuse = os.environ.get("CLOUDVAMP_REAL_REUSE") == "1"
+    bed = _start_bed(reuse)
     try:
         yield bed
     finally:
+        if reuse:
+            return
         subprocess.run(["bash", str(bed.testbed_dir / "stop.sh")], env=dict(os.environ, PREFIX=str(bed.prefix)),
                        capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def real_cluster(real_one):
+    """(cluster_id, [A, B, D]): a cluster of its own for a test module, hosts A and B on the
+    live-resize VM_MAD dummylive, D on the stock dummy (no live resize), 16 GiB each.
+    Point cvem at it with ``clusters = <cluster_id>``."""
+    cluster_id, hosts = make_cluster(real_one, ("dummylive", "dummylive", "dummy"))
+    yield cluster_id, hosts
+    drop_cluster(real_one, cluster_id, hosts)
+
+
+@pytest.fixture
+def empty_cluster(real_one, real_cluster):
+    """real_cluster, with every VM a test left in it terminated afterwards."""
+    yield real_cluster
+    terminate_vms_of(real_one, real_cluster[0])
 
 
 def pytest_collection_modifyitems(config, items):
