@@ -1,0 +1,138 @@
+"""cloudvamp driven by a real OpenNebula 7.4.0 on real libvirtd hosts (see conftest.py).
+
+Everything goes through OpenNebula: monitord runs the cloudvamp IM over ssh, oned's
+one_vmm_exec runs cloudvamp's resize and migrate over ssh, and every check reads oned's
+answer (one.host.info, one.vm.info, the VM log) or the guest itself, never a probe's stdout.
+The tests share the session's one VM and run in file order: 512 MiB at boot on nodeA,
+resized to 256 MiB, a refused resize, live-migrated to nodeB, then driven by cvem.
+"""
+
+import re
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.real, pytest.mark.lab]
+
+MIB = 1024
+SHRUNK_MIB = 256
+RESIZE_TIMEOUT_S = 90
+MIGRATE_TIMEOUT_S = 180
+MONITORING_TIMEOUT_S = 60
+
+
+def template_value(xml, path_tag, key):
+    """Text of <key> inside the first <path_tag> element of an oned document."""
+    section = re.search(r"<%s>(.*?)</%s>" % (path_tag, path_tag), xml, re.S)
+    if not section:
+        return None
+    found = re.search(r"<%s>(?:<!\[CDATA\[)?(.*?)(?:\]\]>)?</%s>" % (key, key), section.group(1), re.S)
+    return found.group(1) if found else None
+
+
+def monitoring(stack, vm_id):
+    body = stack.vm_xml(vm_id)
+    section = re.search(r"<MONITORING>(.*?)</MONITORING>", body, re.S)
+    return dict(re.findall(r"<(\w+)><!\[CDATA\[(.*?)\]\]></\1>", section.group(1) if section else ""))
+
+
+def test_hosts_are_monitored_through_the_cloudvamp_im(stack):
+    for name, host_id in stack.host_ids.items():
+        body = stack.rpc("one.host.info", host_id)
+        assert re.search(r"<STATE>2</STATE>", body), "%s not MONITORED\n%s" % (name, stack.logs())
+        assert template_value(body, "TEMPLATE", "IM_MAD") == "cloudvamp"
+        # host/system: our probe's keys are merged into the host template, beside kvm's
+        for key in ("CLOUDVAMP_STOLEN_KIB", "CLOUDVAMP_HOST_MEM_TOTAL_KIB", "HYPERVISOR", "KVM_MACHINES"):
+            assert template_value(body, "TEMPLATE", key) not in (None, ""), (name, key)
+        assert int(template_value(body, "HOST_SHARE", "TOTAL_MEM")) > 0
+        # host/monitor (stock probes) reached monitord too
+        assert template_value(body, "MONITORING", "FREE_MEMORY") not in (None, "")
+
+
+def test_vm_monitoring_carries_the_probe_keys(stack):
+    vm_id = stack.vm_id
+    stack.wait("CLOUDVAMP_* balloon statistics in the VM's MONITORING",
+               lambda: int(monitoring(stack, vm_id).get("CLOUDVAMP_STATS_TIME", "0") or 0) > 0,
+               MONITORING_TIMEOUT_S, poll_s=1, vm_id=vm_id)
+    keys = monitoring(stack, vm_id)
+    assert int(keys["CLOUDVAMP_BALLOON_ACTUAL_KIB"]) == 512 * MIB
+    assert int(keys["CLOUDVAMP_MAX_KIB"]) == 512 * MIB
+    # the guest's own figures, through libvirt's balloon statistics, the probe and monitord
+    assert 0 < int(keys["CLOUDVAMP_AVAILABLE_KIB"]) <= 512 * MIB
+    assert 0 < int(keys["CLOUDVAMP_USABLE_KIB"]) <= int(keys["CLOUDVAMP_AVAILABLE_KIB"])
+    assert "MEMORY" in keys and "CPU" in keys   # the stock poll.rb keys are kept as well
+    stack.measure("vm_monitoring_cloudvamp_keys",
+                  ",".join(sorted(k for k in keys if k.startswith("CLOUDVAMP_"))))
+
+
+def test_resize_through_oned_balloons_the_guest(stack):
+    vm_id = stack.vm_id
+    before_kib = stack.guest_memtotal_kib(vm_id)
+    started = time.monotonic()
+    stack.rpc("one.vm.resize", vm_id, "MEMORY=%d" % SHRUNK_MIB, True)
+    at_target_s = stack.wait(
+        "balloon at %d MiB on nodeA" % SHRUNK_MIB,
+        lambda: stack.balloon("nodeA", "one-%d" % vm_id).get("actual") == SHRUNK_MIB * MIB,
+        RESIZE_TIMEOUT_S, vm_id=vm_id)
+    stack.wait("VM RUNNING again after the resize",
+               lambda: stack.vm_state(vm_id)[:2] == (3, 3), RESIZE_TIMEOUT_S, vm_id=vm_id)
+    stack.measure("resize_rpc_to_balloon_at_target_s", at_target_s)
+    stack.measure("resize_rpc_to_running_s", time.monotonic() - started)
+    assert template_value(stack.vm_xml(vm_id), "TEMPLATE", "MEMORY") == str(SHRUNK_MIB)
+    # cloudvamp's resize ran (not the stock one): its line is in this VM's log
+    assert re.search(r"cloudvamp: balloon of \S+ set from 512 to %d MiB" % SHRUNK_MIB,
+                     stack.vm_log(vm_id)), stack.logs(vm_id)
+    # the guest itself sees the smaller memory (it prints MemTotal every 2 s)
+    stack.wait("guest MemTotal below %d KiB" % (SHRUNK_MIB * MIB),
+               lambda: (stack.guest_memtotal_kib(vm_id) or before_kib) <= SHRUNK_MIB * MIB,
+               RESIZE_TIMEOUT_S, poll_s=0.5, vm_id=vm_id)
+    stack.measure("resize_rpc_to_guest_memtotal_s", time.monotonic() - started)
+    # and oned's VM MONITORING follows: the probe -> monitord -> oned path
+    monitored_s = stack.wait(
+        "MONITORING CLOUDVAMP_BALLOON_ACTUAL_KIB at the new size",
+        lambda: monitoring(stack, vm_id).get("CLOUDVAMP_BALLOON_ACTUAL_KIB") == str(SHRUNK_MIB * MIB),
+        MONITORING_TIMEOUT_S, poll_s=0.5, vm_id=vm_id)
+    stack.measure("guest_memtotal_to_vm_monitoring_s", monitored_s)
+
+
+def test_a_resize_the_driver_refuses_leaves_the_vm_running_at_its_old_size(stack):
+    vm_id = stack.vm_id
+    # above the domain's maximum (MEMORY_MAX 512): libvirt refuses, the action exits 1,
+    # oned rolls MEMORY back; enforce=false so oned's capacity check does not stop it first
+    stack.rpc("one.vm.resize", vm_id, "MEMORY=1024", False)
+    stack.wait("the failed resize settled",
+               lambda: stack.vm_state(vm_id)[:2] == (3, 3)
+               and template_value(stack.vm_xml(vm_id), "TEMPLATE", "MEMORY") == str(SHRUNK_MIB),
+               RESIZE_TIMEOUT_S, vm_id=vm_id)
+    assert stack.balloon("nodeA", "one-%d" % vm_id)["actual"] == SHRUNK_MIB * MIB
+    log = stack.vm_log(vm_id)
+    assert "cloudvamp resize:" in log, stack.logs(vm_id)   # our one-line reason reached oned
+    host = stack.rpc("one.host.info", stack.host_ids["nodeA"])
+    assert re.search(r"<STATE>2</STATE>", host)
+
+
+def test_live_migration_through_oned_keeps_the_balloon(stack):
+    vm_id = stack.vm_id
+    started = time.monotonic()
+    stack.rpc("one.vm.migrate", vm_id, stack.host_ids["nodeB"], True, False, -1, 0)
+    stack.wait("VM RUNNING on nodeB",
+               lambda: stack.vm_state(vm_id) == (3, 3, "nodeB")
+               and "migrate." in stack.vm_log(vm_id).split("New LCM state is MIGRATE")[-1],
+               MIGRATE_TIMEOUT_S, poll_s=0.5, vm_id=vm_id)
+    stack.measure("migrate_rpc_to_running_on_destination_s", time.monotonic() - started)
+    assert stack.balloon("nodeB", "one-%d" % vm_id)["actual"] == SHRUNK_MIB * MIB
+    assert "actual" not in stack.balloon("nodeA", "one-%d" % vm_id)   # gone from the source
+    migration_log = stack.vm_log(vm_id).split("New LCM state is MIGRATE")[-1]
+    assert re.search(r"cloudvamp: balloon of \S+ (held across migration|restored)", migration_log), \
+        stack.logs(vm_id)
+    took = re.search(r"migrate --live .*\(([\d.]+)s\)", migration_log)
+    if took:
+        stack.measure("virsh_migrate_s", float(took.group(1)))
+    # the guest kept running through the move and still sees the shrunk memory
+    before = stack.guest_memtotal_kib(vm_id)
+    assert before is not None and before <= SHRUNK_MIB * MIB
+    # monitoring now comes from nodeB's probes
+    stack.wait("MONITORING from nodeB",
+               lambda: monitoring(stack, vm_id).get("CLOUDVAMP_BALLOON_ACTUAL_KIB") == str(SHRUNK_MIB * MIB)
+               and int(monitoring(stack, vm_id).get("TIMESTAMP", "0")) > time.time() - 30,
+               MONITORING_TIMEOUT_S, poll_s=1, vm_id=vm_id)
