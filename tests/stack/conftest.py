@@ -12,7 +12,8 @@ The session fixture ``stack`` brings up, in order:
 - the hosts, created through ``one.host.allocate(name, "cloudvamp", "cloudvamp")``;
   monitord copies the remotes and runs the cloudvamp IM over ssh until they are MONITORED;
 - one VM deployed by oned on nodeA (kernel + initrd by path: the hosts share this
-  machine's filesystem, like a shared system datastore).
+  machine's filesystem, like a shared system datastore), the lab guest plus a keyboard
+  command to make it use more memory (scripts/build-stack-guest.sh).
 
 Lab-only settings, all in the test bed's copy of the config (never in the project):
 TYPE="qemu" in the cloudvamp VM_MAD (OpenNebula's own switch to ``<domain type='qemu'>``, TCG:
@@ -48,6 +49,7 @@ MEASUREMENTS_FILE = Path(os.environ.get("CLOUDVAMP_STACK_MEASUREMENTS",
 REMOTE_DIR = "/var/tmp/one"  # SCRIPTS_REMOTE_DIR on the hosts (stock; probes hard-code it)
 PROBE_PERIOD_S = 5
 GUEST_MIB = 512
+SURGE_MIB = 100   # what the guest adds on a surge (test_stack: it must fit at cvem's floor)
 HOSTS = (("nodeA", "10.253.0.11", "10.253.1.11", "21"), ("nodeB", "10.253.0.12", "10.253.1.12", "22"))
 NEEDED_COMMANDS = ("/usr/sbin/libvirtd", "/usr/sbin/sshd", "qemu-system-x86_64", "virsh", "ssh",
                    "ssh-keygen", "rsync", "ruby", "xmllint", "lspci", "busybox", "ip", "unshare",
@@ -236,7 +238,7 @@ RAW = [ TYPE = "kvm", DATA = "<devices><serial type='file'><source path='{consol
     # the guest prints /proc/meminfo to its serial console, a file the test reads; the stack
     # runs one VM, so the console is named after the test's VM rather than its (later) id
     vm_id = stack.rpc("one.vm.allocate", template.format(
-        mib=GUEST_MIB, guest=GUEST_CACHE, console=stack.console("cvguest")), True)
+        mib=GUEST_MIB, guest=stack.root / "guest", console=stack.console("cvguest")), True)
     stack.rpc("one.vm.deploy", vm_id, host_id, False, -1, "")
     return vm_id
 
@@ -284,6 +286,8 @@ def stack():
         try:
             if not ((GUEST_CACHE / "vmlinuz").is_file() and (GUEST_CACHE / "initrd.gz").is_file()):
                 _run(["bash", str(LAB_SCRIPTS / "build-guest.sh"), str(GUEST_CACHE)], timeout=600)
+            _run(["bash", str(SCRIPTS / "build-stack-guest.sh"), str(GUEST_CACHE), str(root / "guest"),
+                  str(SURGE_MIB)])
             _write_ssh_files(root)
             _run(["bash", str(SCRIPTS / "net-up.sh"), netns["nodeA"], netns["nodeB"],
                   "cvsa%s" % tag, "cvsb%s" % tag])
@@ -322,7 +326,7 @@ def stack():
             deadline = deploy_started + 300
             while stack.guest_memtotal_kib(stack.vm_id) is None:
                 state, lcm, _host = stack.vm_state(stack.vm_id)
-                broken = state not in (1, 3, 5) or (state == 3 and lcm not in (1, 2, 3))
+                broken = state not in (1, 3, 5) or (state == 3 and lcm not in (0, 1, 2, 3))
                 if broken or time.monotonic() > deadline:
                     raise RuntimeError("VM %d not booted (state %d/%d)\n%s"
                                        % (stack.vm_id, state, lcm, stack.logs(stack.vm_id)))
