@@ -57,8 +57,17 @@ class ServiceParams:
         "min": 0, "help": "physical memory kept free on every host (needs the host probe)"})
     host_probe_max_age_s: float = field(default=900.0, metadata={"min": 1.0})
     backoff_max_s: float = field(default=300.0, metadata={"min": 1.0})
+    metrics_address: str = field(default="127.0.0.1:9929", metadata={
+        "help": "HOST:PORT of the metrics (/metrics) and status page (/); empty: off"})
+    leader_only: bool = field(default=True, metadata={
+        "help": "act only when one.zone.raftstatus says SOLO or LEADER (HA front-ends)"})
+    handover: bool = field(default=True, metadata={
+        "help": "keep cooldowns and in-flight actions in an oned document for a new leader"})
 
     def validate(self) -> None:
+        if self.metrics_address.strip():
+            from .monitor.server import parse_address
+            parse_address(self.metrics_address)
         if not self.live_resize_vm_mads.strip():
             raise ConfigError("[cvem] live_resize_vm_mads: must name at least one VM_MAD")
         for name in _split(self.clusters):
@@ -106,6 +115,16 @@ class MigrationSwitch:
     enabled: bool = field(default=True, metadata={
         "help": "live-migrate VMs off a host that cannot give its guests their memory; "
                 "no: resizes only, grows that do not fit are logged as needs_room"})
+    owner: str = field(default="cvem", metadata={
+        "help": "who live-migrates VMs for memory when OneDRS runs too: cvem | onedrs "
+                "(onedrs: cvem only resizes)"})
+    onedrs_blocked: bool = field(default=False, metadata={
+        "help": "write ONEDRS_BLOCKED=YES into managed VMs so OneDRS optimisation leaves "
+                "them on their host (owner = cvem)"})
+
+    def validate(self) -> None:
+        if self.owner not in ("cvem", "onedrs"):
+            raise ConfigError(f"[migration] owner={self.owner!r}; choose cvem or onedrs")
 
 
 def build_migration_config(values: Mapping[str, Any],
@@ -135,7 +154,16 @@ def build_migration_config(values: Mapping[str, Any],
     if detector not in DETECTORS:
         raise ConfigError(f"[migration] detector={detector!r}; choose from "
                           f"{', '.join(sorted(DETECTORS))}")
-    return switch.enabled, load_migration_config(rest, detectors.get(detector, {}))
+    return (switch.enabled and switch.owner == "cvem",
+            load_migration_config(rest, detectors.get(detector, {})))
+
+
+def migration_switch(values: Mapping[str, Any]) -> MigrationSwitch:
+    """The service's own ``[migration]`` keys (already validated by parse_config)."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(MigrationSwitch)}
+    return build_params(MigrationSwitch, {k: v for k, v in values.items() if k in names},
+                        "migration")
 
 
 @dataclass(frozen=True)

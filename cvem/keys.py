@@ -65,6 +65,9 @@ SHOW_NOMINAL_MIB = "CLOUDVAMP_NOMINAL_MIB"
 SHOW_STATE = "CLOUDVAMP_STATE"          # MANAGED / IGNORED / ...
 SHOW_REASON = "CLOUDVAMP_REASON"
 SHOW_LAST_ACTION = "CLOUDVAMP_LAST_ACTION"
+# OneDRS (7.x) keeps a VM whose USER_TEMPLATE says ONEDRS_BLOCKED="YES" on its host when it
+# optimises a cluster (src/schedm_mad/remotes/one_drs/lib/optimizer_parser.py)
+ONEDRS_BLOCKED = "ONEDRS_BLOCKED"
 
 # --- template opt-out and lend factor bookkeeping -----------------------------------------
 OPT_OUT = "CLOUDVAMP"                   # CLOUDVAMP="NO" in the VM template opts a VM out

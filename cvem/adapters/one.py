@@ -206,6 +206,40 @@ class OneCloud:
         self._typed("one.vm.migrate", self._server.vm.migrate, int(vm_id), int(host_id),
                     bool(live), bool(enforce), -1, 0)
 
+    # -------------------------------------------- HA and OneDRS (cvem/service/leader.py)
+    def raft_state(self) -> int:
+        """``one.zone.raftstatus``'s STATE: 0 SOLO, 1 CANDIDATE, 2 FOLLOWER, 3 LEADER."""
+        return one_xml.parse_raft_state(self.call_raw("one.zone.raftstatus"))
+
+    def drs_plan_vm_ids(self, cluster_ids) -> frozenset:
+        """VMs with a OneDRS plan action READY or APPLYING in these clusters' plans
+        (``one.cluster.info`` carries the cluster's PLAN; the pool call does not)."""
+        busy = set()
+        for cluster_id in cluster_ids:
+            try:
+                busy |= one_xml.parse_drs_plan_vm_ids(
+                    self.call_raw("one.cluster.info", int(cluster_id), False))
+            except OneCallFailed as error:
+                if error.kind != "missing":
+                    raise
+        return frozenset(busy)
+
+    def read_document(self, doc_type: int, name: str) -> Optional[tuple]:
+        """(id, text of TEMPLATE/CVEM_STATE) of the caller's own document of this type
+        and name, or None."""
+        xml = self.call_raw("one.documentpool.info", -3, -1, -1, int(doc_type))
+        return one_xml.find_document(xml, name, "CVEM_STATE")
+
+    def write_document(self, doc_id: Optional[int], doc_type: int, name: str,
+                       text: str) -> int:
+        """Create (``doc_id`` None) or replace the document's CVEM_STATE; returns its id."""
+        body = one_xml.cdata_template({"CVEM_STATE": text})
+        if doc_id is None:
+            doc_id = int(self.call_raw("one.document.allocate",
+                                       one_xml.cdata_template({"NAME": name}) , int(doc_type)))
+        self.call_raw("one.document.update", int(doc_id), body, 1)
+        return int(doc_id)
+
 
 def template_text(attrs: Mapping[str, str]) -> str:
     """``KEY="value"`` lines, quotes and backslashes escaped as oned's parser expects."""

@@ -233,3 +233,49 @@ def parse_host(data: XmlText) -> RawHost:
     for element in _root_or_objects(data, "HOST"):
         return host_from_element(element)
     raise ValueError("no <HOST> element")
+
+
+# ------------------------------------------------------------- HA and OneDRS replies
+def parse_raft_state(data: XmlText) -> int:
+    """``<RAFT><STATE>n</STATE>...`` (one.zone.raftstatus) -> n."""
+    root = etree.fromstring(data.encode() if isinstance(data, str) else data)
+    state = _int(root.findtext("STATE"))
+    if state is None:
+        raise ValueError("one.zone.raftstatus: no STATE in the reply")
+    return state
+
+
+DRS_ACTIVE_STATES = ("0", "1")   # PlanState READY, APPLYING (include/Plan.h)
+
+
+def parse_drs_plan_vm_ids(data: XmlText) -> set:
+    """VM ids of the cluster's OneDRS plan actions still to run or running, when the plan
+    itself is READY (waiting for approval) or APPLYING."""
+    root = etree.fromstring(data.encode() if isinstance(data, str) else data)
+    plan = root.find("PLAN")
+    if plan is None or (plan.findtext("STATE") or "").strip() not in DRS_ACTIVE_STATES:
+        return set()
+    return {int(a.findtext("VM_ID")) for a in plan.findall("ACTION")
+            if (a.findtext("STATE") or "").strip() in DRS_ACTIVE_STATES
+            and _int(a.findtext("VM_ID")) is not None}
+
+
+def find_document(data: XmlText, name: str, key: str):
+    """(id, TEMPLATE/<key> text) of the first document called ``name``, or None."""
+    root = etree.fromstring(data.encode() if isinstance(data, str) else data)
+    for doc in root.findall("DOCUMENT"):
+        if doc.findtext("NAME") == name:
+            return int(doc.findtext("ID")), doc.findtext(f"TEMPLATE/{key}") or ""
+    return None
+
+
+def cdata_template(attrs) -> str:
+    """An XML template oned accepts in allocate/update, values in CDATA (oned 7.4 reads a
+    split CDATA section as empty, so ']]>' is refused)."""
+    parts = []
+    for key, value in attrs.items():
+        text = str(value)
+        if "]]>" in text:
+            raise ValueError(f"{key}: ']]>' cannot be stored in an oned template")
+        parts.append(f"<{key}><![CDATA[{text}]]></{key}>")
+    return "<TEMPLATE>" + "".join(parts) + "</TEMPLATE>"

@@ -142,8 +142,12 @@ def _table(rows, columns):
 @connection_options
 @click.option("--once", is_flag=True, help="Run a single cycle and exit.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, never act (overrides config).")
+@click.option("--metrics-address", metavar="HOST:PORT", default=None,
+              help="Serve Prometheus metrics (/metrics) and the status page (/) here "
+                   "(overrides [cvem] metrics_address, default 127.0.0.1:9929; '' = off). "
+                   "Not served with --once.")
 @click.pass_context
-def run(ctx, once, dry_run):
+def run(ctx, once, dry_run, metrics_address):
     """Run the cvem service: every period read the cloud, decide, resize VMs and (unless
     [migration] enabled = no) live-migrate VMs off hosts that cannot grow their guests.
 
@@ -152,18 +156,23 @@ def run(ctx, once, dry_run):
 
     \b
     Example:
-      cvem --config /etc/one/cvem.conf run
+      cvem --config /etc/one/cvem.conf run --metrics-address 127.0.0.1:9929
     """
+    from dataclasses import replace
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
     try:
         config = _config(ctx)
         if dry_run:
-            from dataclasses import replace
             config = replace(config, service=replace(config.service, dry_run=True))
+        if metrics_address is not None:
+            config = replace(config, service=replace(config.service,
+                                                     metrics_address=metrics_address))
+            config.service.validate()
         service = _service(config, readonly=False)
+        server = None if once else _monitor(service, config.service.metrics_address)
     except CloudvampError as error:
         _fail(error)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
     stop = threading.Event()
 
     def _stop(signum, _frame):
@@ -175,7 +184,22 @@ def run(ctx, once, dry_run):
             signal.signal(sig, _stop)
         except ValueError:  # not the main thread (tests)
             pass
-    service.run(stop, max_cycles=1 if once else None)
+    try:
+        service.run(stop, max_cycles=1 if once else None)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _monitor(service, address: str):
+    """Metrics and the status page, fed by the service's cycles (None when off)."""
+    if not address.strip():
+        return None
+    from ..monitor.server import MonitorServer
+    from ..monitor.state import Monitor
+    monitor = Monitor(service.params.period_s)
+    service.observers.append(monitor)
+    return MonitorServer(monitor, address).start()
 
 
 @cli.command()

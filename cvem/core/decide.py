@@ -34,6 +34,11 @@ class Decider:
         initial.update(guard_initial_state())
         self._initial = initial
 
+    @property
+    def initial_history(self):
+        """The history columns a VM seen for the first time starts with."""
+        return self._initial
+
     def cycle(self, obs: FleetObs, hosts: HostColumns, history: FleetHistory) -> CycleColumns:
         history = history.aligned(obs.vm_ids, self._initial)
         state = history.select("policy")

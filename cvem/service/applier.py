@@ -42,6 +42,7 @@ class ApplyResult:
     needs_room: List[NeedsRoom] = field(default_factory=list)
     migrations: list = field(default_factory=list)  # migrations.MigrationOutcome
     aborted: Optional[str] = None
+    oned_error_kinds: List[str] = field(default_factory=list)  # OneCallFailed.kind, in order
 
 
 class Throttle:
@@ -147,6 +148,7 @@ class Applier:
 
     def _refused(self, action: Resize, error: OneCallFailed, result: ApplyResult) -> None:
         where = f"vm={action.vm_id} host={action.host_id} action={action.action}"
+        result.oned_error_kinds.append(error.kind)
         if error.kind == "busy":
             LOG.info("%s not now, retried next cycle: %s", where, error.message)
             result.skipped.append((action, error.message))

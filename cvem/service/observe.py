@@ -293,10 +293,13 @@ def build_host_view(host: RawHost, params: ServiceParams, now_s: float):
 
 def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, str], ReportMark],
             now_s: float, in_flight: Iterable[int] = (),
-            migrating: Optional[Mapping[int, int]] = None) -> Observation:
+            migrating: Optional[Mapping[int, int]] = None,
+            drs_moving: Iterable[int] = ()) -> Observation:
     """``in_flight``: VMs whose resize is still settling; ``migrating``: VM -> target host of
-    the live migrations in flight (never resized while they move)."""
+    the live migrations in flight (never resized while they move); ``drs_moving``: VMs in
+    a OneDRS plan that is waiting or applying (left to OneDRS)."""
     migrating = migrating or {}
+    drs_moving = frozenset(drs_moving)
     hosts = {h.host_id: h for h in read.hosts}
     host_views: List[HostView] = []
     lend_extra: Dict[int, int] = {}
@@ -318,6 +321,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
         nominal = max(vm.memory_max_mib or 0, vm.memory_mib or 0) * KIB_PER_MIB or None
         if vm.vm_id in migrating:
             reason = f"migration in flight to host {migrating[vm.vm_id]}"
+        elif vm.vm_id in drs_moving:
+            reason = "OneDRS plan in flight"
         else:
             reason = why_unmanaged(vm, host, params, vm.vm_id in in_flight)
         # Keep freshness marks of every VM that still exists (a VM paused for a while must

@@ -31,6 +31,8 @@ from ..core.model import KIB_PER_MIB, Plan, Resize
 from ..errors import AdapterError
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
 from . import lend
+from .handover import Handover, build_record, merge_history, merge_inflight, merge_migrations
+from .leader import AlwaysActing, LeaderGate
 from .applier import Applier, ApplyResult, Throttle, to_mib
 from .migrations import forget_move, reconcile_migrations, vm_locations
 from .observe import Observation, VmStatus, observe
@@ -39,7 +41,8 @@ from .state import StateStore
 LOG = logging.getLogger(__name__)
 
 TRANSIENT_REASONS = ("resize in progress", "previous resize still in flight",
-                     "not running (LCM state MIGRATE)", "migration in flight")
+                     "not running (LCM state MIGRATE)", "migration in flight",
+                     "OneDRS plan in flight")
 
 
 @dataclass
@@ -80,12 +83,22 @@ class Service:
         self._failing: Optional[str] = None
         self._previous_history = None
         self.cycles = 0
+        # HA and monitoring (cvem/service/leader.py, handover.py; cvem/monitor/): observers
+        # get cycle_done(report, in_flight), cycle_failed(kind, message),
+        # role_changed(role, acting)
+        self.observers: list = []
+        self.leader = LeaderGate(cloud) if self.params.leader_only else AlwaysActing()
+        self.handover = Handover(cloud) if self.params.handover else None
+        from ..config import migration_switch
+        self.onedrs_blocked = migration_switch(config.migration).onedrs_blocked
+        self._drs_warned = False
 
     # ------------------------------------------------------------------ pieces
     def reconcile_inflight(self, read: CloudRead, now_s: float) -> Set[int]:
         """Settle the in-flight records against what oned shows; returns the VMs whose
         earlier resize is still in flight (left alone this cycle)."""
         busy: Set[int] = set()
+        done: Dict[str, float] = {}
         vms = {v.vm_id: v for v in read.vms}
         for rec in self.store.load_inflight().values():
             vm = vms.get(rec.vm_id)
@@ -98,6 +111,7 @@ class Service:
                 if rec.status == "pending":
                     LOG.info("%s from_kib=%d to_kib=%d confirmed after an interrupted cycle",
                              where, rec.from_kib, rec.to_kib)
+                done[str(rec.vm_id)] = rec.started_at_s   # its cooldown runs from then
             elif vm.memory_mib is not None and vm.memory_mib * KIB_PER_MIB == rec.from_kib \
                     and vm.lcm_state == 3:
                 LOG.warning("%s to_kib=%d did not happen (%s); it will be planned again",
@@ -112,6 +126,8 @@ class Service:
                 busy.add(rec.vm_id)
                 continue
             self.store.drop_inflight(rec.vm_id)
+        if done:   # a resize learnt from another leader's record starts its VM's cooldown
+            self.history = merge_history(self.history, done, self.decider.initial_history)
         return busy
 
     def _log_report_problems(self, obs: Observation) -> None:
@@ -141,6 +157,8 @@ class Service:
                                    or st.reason.startswith(TRANSIENT_REASONS)):
                 continue
             want = show_attributes(st)
+            if self.onedrs_blocked and st.managed:
+                want[keys.ONEDRS_BLOCKED] = "YES"   # cvem owns this VM's migrations
             if st.vm_id in last:
                 want[keys.SHOW_LAST_ACTION] = last[st.vm_id]
             diff = {k: v for k, v in want.items() if raw.user.get(k) != v}
@@ -250,7 +268,8 @@ class Service:
         busy = set() if dry_run else self.reconcile_inflight(read, now_s)
         mig_state = self.reconcile_migrations(read, now_s, log=not dry_run)
         flying = {m.vm_id: m.to_host_id for m in mig_state.in_flight}
-        obs = observe(read, self.params, self.marks, now_s, busy, migrating=flying)
+        obs = observe(read, self.params, self.marks, now_s, busy, migrating=flying,
+                      drs_moving=self._drs_moving(read))
         if self.migrations_enabled:
             plan, new_history, new_mig_state = decide_with_migrations(
                 obs.snapshot, self.history, self.decider, mig_state, self.migration_config,
@@ -272,6 +291,9 @@ class Service:
         # flight), before acting on it. A crash before a migrate reaches oned shows up next
         # cycle as "back RUNNING on the source": failed, planned again later.
         self.store.save_cycle(new_history, obs.marks, new_mig_state)
+        # the cooldown clocks from before this plan: a planned resize counts only once oned
+        # shows it done (reconcile_inflight), so a successor never freezes a VM for nothing
+        self._publish_handover(now_s, self.history, new_mig_state, plan)
         self.migration_state = new_mig_state
         self._previous_history = self.history
         self.history, self.marks = new_history, dict(obs.marks)
@@ -295,6 +317,7 @@ class Service:
         applied = {a.vm_id: to_mib(a.to_kib) for a in result.applied}
         self._lend(obs, applied, False, written_reserved)  # raise after shrinks
         report.updates = self._write_show(obs, result, now_s)
+        self._publish_handover(now_s, self.history, self.migration_state)
         t4 = time.perf_counter()
         report.result = result
         report.timings_s.update(apply_s=t3 - t2, show_s=t4 - t3, total_s=t4 - t0)
@@ -312,6 +335,70 @@ class Service:
                  sum(1 for o in result.migrations if o.status == "issued"),
                  len(self.migration_state.in_flight))
         return report
+
+    # ------------------------------------------------------- HA, OneDRS, observers
+    def _may_act(self) -> bool:
+        """Ask the Raft state; on becoming the acting node, take over first."""
+        role = self.leader.check()
+        self._notify("role_changed", role.name, role.acting)
+        if role.took_over:
+            try:
+                self.take_over()
+            except Exception:
+                self.leader.role = None   # take over again before the next cycle
+                raise
+        return role.acting
+
+    def take_over(self) -> None:
+        """Merge what the previous leader left in oned into the local state DB."""
+        if self.handover is None:
+            return
+        record = self.handover.load()
+        if record is None:
+            LOG.info("no handover record in oned: starting from the local state DB")
+            return
+        self.history = merge_history(self.history, record.get("cooldown_s", {}),
+                                     self.decider.initial_history)
+        self.migration_state = merge_migrations(self.migration_state, record)
+        added = merge_inflight(self.store, record)
+        self.store.save_cycle(self.history, self.marks, self.migration_state)
+        LOG.info("took over from the handover record of %s: %d cooldown(s), %d resize(s) "
+                 "and %d migration(s) in flight", time.strftime(
+                     "%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.get("saved_at_s", 0))),
+                 len(record.get("cooldown_s", {})), added,
+                 len(record.get("migrations_in_flight", [])))
+
+    def _publish_handover(self, now_s, history, mig_state, plan: Optional[Plan] = None):
+        if self.handover is None:
+            return
+        planned = [a for a in plan.actions if isinstance(a, Resize)] if plan else ()
+        record = build_record(now_s, history, self.store.load_inflight().values(),
+                              mig_state, planned)
+        try:
+            self.handover.save(record)
+        except OneCallFailed as error:
+            LOG.warning("cannot write the handover record to oned: %s", error.message)
+
+    def _drs_moving(self, read: CloudRead) -> frozenset:
+        """VMs in a OneDRS plan that is waiting or applying: never resized or moved."""
+        reader = getattr(self.cloud, "drs_plan_vm_ids", None)
+        if reader is None:
+            return frozenset()
+        clusters = sorted({h.cluster_id for h in read.hosts if h.cluster_id is not None})
+        try:
+            return reader(clusters)
+        except (OneCallFailed, AdapterError) as error:
+            if not self._drs_warned:
+                LOG.warning("cannot read OneDRS plans (one.cluster.info): %s", error)
+                self._drs_warned = True
+            return frozenset()
+
+    def _notify(self, event: str, *args) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:  # a broken observer must not stop the service
+                LOG.exception("observer %r failed on %s", observer, event)
 
     # --------------------------------------------------------------------- loop
     def run(self, stop: Optional[threading.Event] = None, max_cycles: Optional[int] = None,
@@ -334,7 +421,9 @@ class Service:
         while not stop.is_set() and (max_cycles is None or done < max_cycles):
             started = time.monotonic()
             try:
-                self.cycle()
+                if self._may_act():
+                    report = self.cycle()
+                    self._notify("cycle_done", report, len(self.migration_state.in_flight))
                 if self._failing:
                     LOG.info("oned reachable again after: %s", self._failing)
                 self._failing, backoff = None, 0.0
@@ -345,10 +434,14 @@ class Service:
                     LOG.log(level, "cycle aborted: %s; retrying with back-off (now %.0f s)",
                             error, backoff)
                 self._failing = str(error)
+                self._notify("cycle_failed", "authentication" if isinstance(error, AuthFailed)
+                             else "unreachable", str(error))
             except AdapterError as error:
                 LOG.warning("cycle aborted: %s", error)
-            except Exception:  # one bad cycle must not kill the service
+                self._notify("cycle_failed", "adapter", str(error))
+            except Exception as error:  # one bad cycle must not kill the service
                 LOG.exception("cycle failed")
+                self._notify("cycle_failed", "internal", str(error))
             done += 1
             if max_cycles is not None and done >= max_cycles:
                 break

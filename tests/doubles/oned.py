@@ -36,6 +36,7 @@ from socketserver import ThreadingMixIn
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 KIB_PER_MIB = 1024
+RAFT_SOLO, RAFT_CANDIDATE, RAFT_FOLLOWER, RAFT_LEADER = 0, 1, 2, 3
 GIB = 1024 * 1024  # KiB
 
 AUTHENTICATION, AUTHORIZATION, NO_EXISTS, ACTION, XML_RPC_API, INTERNAL = (
@@ -234,6 +235,11 @@ class OnedDouble(object):
         self._server = None
         self._thread = None
         self._seq = collections.Counter()
+        # HA and OneDRS (shapes recorded from a real oned 7.4, see the methods below)
+        self.raft_state = RAFT_SOLO
+        self.raft_server_id = -1
+        self.documents = collections.OrderedDict()   # id -> dict(name, type, uid, template)
+        self.drs_plans = {}                           # cluster id -> (plan state, [(vm, st)])
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -535,6 +541,78 @@ class OnedDouble(object):
                 usage[h] += vm.memory_kib
                 running[h] += 1
         return usage, running
+
+    # ------------------------------------------------------------ HA, OneDRS, docs
+    def set_raft_state(self, state, server_id=0):
+        """0 SOLO, 1 CANDIDATE, 2 FOLLOWER, 3 LEADER (include/RaftManager.h)."""
+        with self._lock:
+            self.raft_state, self.raft_server_id = state, server_id if state else -1
+
+    def set_drs_plan(self, cluster_id, actions, state=1):
+        """A OneDRS plan on the cluster: ``actions`` [(vm_id, action_state)], PlanState
+        -1 NONE, 0 READY, 1 APPLYING, 2 DONE, 3 ERROR, 4 TIMEOUT (include/Plan.h)."""
+        with self._lock:
+            self.drs_plans[int(cluster_id)] = (state, list(actions))
+
+    def _rpc_one_zone_raftstatus(self):
+        # A standalone 7.4 oned answers exactly this (SERVER_ID -1, STATE 0 = SOLO).
+        return ("<RAFT><SERVER_ID>%d</SERVER_ID><STATE>%d</STATE><TERM>%d</TERM>"
+                "<VOTEDFOR>-1</VOTEDFOR><COMMIT>0</COMMIT><LOG_INDEX>-1</LOG_INDEX>"
+                "<LOG_TERM>-1</LOG_TERM><FEDLOG_INDEX>-1</FEDLOG_INDEX></RAFT>"
+                % (self.raft_server_id, self.raft_state, 1 if self.raft_state else 0))
+
+    def _rpc_one_cluster_info(self, cluster_id, decrypt=False):
+        cluster_id = int(cluster_id)
+        hosts = [h.id for h in self.hosts.values() if h.cluster_id == cluster_id]
+        if not hosts and cluster_id != 0:
+            raise OneError("Error getting cluster [%d]." % cluster_id, NO_EXISTS, cluster_id)
+        plan = ""
+        if cluster_id in self.drs_plans:   # Cluster::load_plan: only when not NONE
+            state, actions = self.drs_plans[cluster_id]
+            if state != -1:
+                plan = "<PLAN><ID>%d</ID><STATE>%d</STATE>%s</PLAN>" % (cluster_id, state, "".join(
+                    "<ACTION><ID>%d</ID><VM_ID>%d</VM_ID><STATE>%d</STATE><OPERATION>"
+                    "migrate</OPERATION><HOST_ID>0</HOST_ID><DS_ID>-1</DS_ID><TIMESTAMP>0"
+                    "</TIMESTAMP></ACTION>" % (i, vm, st) for i, (vm, st) in enumerate(actions)))
+        return ("<CLUSTER><ID>%d</ID><NAME>default</NAME><HOSTS>%s</HOSTS><DATASTORES>"
+                "</DATASTORES><VNETS></VNETS><TEMPLATE><RESERVED_CPU><![CDATA[]]>"
+                "</RESERVED_CPU><RESERVED_MEM><![CDATA[]]></RESERVED_MEM></TEMPLATE>%s"
+                "</CLUSTER>" % (cluster_id, "".join("<ID>%d</ID>" % h for h in hosts), plan))
+
+    def _rpc_one_documentpool_info(self, filter_flag=-2, start=-1, end=-1, doc_type=-1):
+        return "<DOCUMENT_POOL>%s</DOCUMENT_POOL>" % "".join(
+            self._document_xml(i, d) for i, d in self.documents.items()
+            if d["type"] == int(doc_type))
+
+    def _rpc_one_document_info(self, doc_id, decrypt=False):
+        if int(doc_id) not in self.documents:
+            raise OneError("Error getting document [%d]." % doc_id, NO_EXISTS, doc_id)
+        return self._document_xml(int(doc_id), self.documents[int(doc_id)])
+
+    def _rpc_one_document_allocate(self, tmpl, doc_type):
+        attrs = parse_template(tmpl)
+        doc_id = max(self.documents, default=-1) + 1
+        name = attrs.pop("NAME", "") or "Unnamed"
+        self.documents[doc_id] = {"name": name, "type": int(doc_type), "template": attrs}
+        return doc_id
+
+    def _rpc_one_document_update(self, doc_id, tmpl, update_type=0):
+        if int(doc_id) not in self.documents:
+            raise OneError("Error getting document [%d]." % doc_id, NO_EXISTS, doc_id)
+        attrs = parse_template(tmpl)
+        doc = self.documents[int(doc_id)]
+        if update_type == 0:
+            doc["template"] = collections.OrderedDict(attrs)
+        else:
+            doc["template"].update(attrs)
+        return int(doc_id)
+
+    def _document_xml(self, doc_id, doc):
+        return ("<DOCUMENT><ID>%d</ID><UID>0</UID><GID>0</GID><UNAME>oneadmin</UNAME><GNAME>"
+                "oneadmin</GNAME><NAME>%s</NAME><TYPE>%d</TYPE>%s<TEMPLATE>%s</TEMPLATE>"
+                "</DOCUMENT>" % (doc_id, _esc(doc["name"]), doc["type"], PERMISSIONS_XML,
+                                 "".join("<%s>%s</%s>" % (k, cdata(v), k)
+                                         for k, v in doc["template"].items())))
 
     # ---------------------------------------------------------------- VM calls
     def _rpc_one_vm_info(self, vm_id, decrypt=False):

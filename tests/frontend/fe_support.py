@@ -27,7 +27,7 @@ def recording(name):
 
 def write_config(tmp_path, extra="", guards="cooldown_s = 0\n"):
     path = tmp_path / "cvem.conf"
-    path.write_text("[cvem]\nstate_db = %s\nmax_actions_per_s = 1000\n%s\n[guards]\n%s"
+    path.write_text("[cvem]\nstate_db = %s\nmax_actions_per_s = 1000\nmetrics_address = 127.0.0.1:0\n%s\n[guards]\n%s"
                     % (tmp_path / "state.db", extra, guards))
     return str(path)
 

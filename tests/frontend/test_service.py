@@ -97,8 +97,14 @@ def test_restart_repeats_nothing(oned, tmp_path, cloud):
     run_cycles(restarted, oned, clock, demand, 2)
     assert len(oned.calls_of("one.vm.resize")) == calls          # cooldown survived
     assert {v: oned.memory_mib(v) for v in idle} == shrunk
-    # ... whereas a cvem that lost its state would act again at once
-    amnesiac = make_service(oned, tmp_path, guards=guards, db=str(tmp_path / "new.db"))
+    # a cvem that lost its state DB still keeps the cooldowns: the handover record in oned
+    fresh = make_service(oned, tmp_path, guards=guards, db=str(tmp_path / "new.db"))
+    fresh.clock = clock
+    run_cycles(fresh, oned, clock, demand, 1)
+    assert len(oned.calls_of("one.vm.resize")) == calls
+    # ... whereas without the handover record it would act again at once
+    amnesiac = make_service(oned, tmp_path, guards=guards, db=str(tmp_path / "new2.db"),
+                            extra="handover = no\n")
     amnesiac.clock = clock
     run_cycles(amnesiac, oned, clock, demand, 1)
     assert len(oned.calls_of("one.vm.resize")) > calls

@@ -1,0 +1,1 @@
+"""Operating cvem: Prometheus metrics, the status page and their HTTP server."""
