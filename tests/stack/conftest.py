@@ -22,8 +22,10 @@ SCRIPTS_REMOTE_DIR back to its stock /var/tmp/one (stock probes hard-code it), m
 the lab address with MONITOR_ADDRESS="auto" (stock: the client takes the front-end address
 from SSH_CLIENT), short probe periods, and system datastore 0 on TM_MAD "shared".
 
-CLOUDVAMP_LAB=require (scripts/test under CI) turns "cannot bring it up" into a failure;
-otherwise the tier is skipped with the reason. Teardown always runs.
+CLOUDVAMP_LAB=require or CLOUDVAMP_REAL=require (scripts/test under CI) turns "cannot bring
+it up" into a failure; otherwise the tier is skipped with the reason. Teardown always runs.
+CLOUDVAMP_STACK_PORT moves oned (default 2763; monitord and hook ports shift with it),
+CLOUDVAMP_TESTBED points at the test bed's scripts.
 """
 
 import json
@@ -41,9 +43,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 LAB_SCRIPTS = REPO / "tests" / "lab" / "scripts"
-TESTBED = Path(os.environ.get("CLOUDVAMP_TESTBED_DIR", REPO.parent / "shared" / "oned-testbed"))
+TESTBED = Path(os.environ.get("CLOUDVAMP_TESTBED", REPO.parent / "shared" / "oned-testbed"))
 GUEST_CACHE = Path(os.environ.get("CLOUDVAMP_LAB_GUEST_CACHE", "/var/tmp/cloudvamp-lab-guest"))
-ONE_PORT = int(os.environ.get("CLOUDVAMP_STACK_PORT", "2683"))
+ONE_PORT = int(os.environ.get("CLOUDVAMP_STACK_PORT", "2763"))  # never a user's 2633, nor the real tier's
 MEASUREMENTS_FILE = Path(os.environ.get("CLOUDVAMP_STACK_MEASUREMENTS",
                                         "/tmp/cloudvamp-stack-measurements.json"))
 REMOTE_DIR = "/var/tmp/one"  # SCRIPTS_REMOTE_DIR on the hosts (stock; probes hard-code it)
@@ -60,9 +62,9 @@ _BRING_UP_FAILURE = []
 
 def _unavailable(reason):
     _BRING_UP_FAILURE[:] = [reason]
-    if os.environ.get("CLOUDVAMP_LAB") == "require":
-        pytest.fail("stack tier required (CLOUDVAMP_LAB=require) but unavailable: " + reason,
-                    pytrace=False)
+    if "require" in (os.environ.get("CLOUDVAMP_LAB"), os.environ.get("CLOUDVAMP_REAL")):
+        pytest.fail("stack tier required (CLOUDVAMP_LAB/CLOUDVAMP_REAL=require) but unavailable: "
+                    + reason, pytrace=False)
     pytest.skip("stack tier skipped: " + reason)
 
 
@@ -170,7 +172,7 @@ def _preflight():
     if missing:
         _unavailable("missing %s (scripts/setup --lab installs them)" % ", ".join(missing))
     if not (TESTBED / "start.sh").is_file():
-        _unavailable("no OpenNebula test bed at %s (set CLOUDVAMP_TESTBED_DIR)" % TESTBED)
+        _unavailable("no OpenNebula test bed at %s (set CLOUDVAMP_TESTBED)" % TESTBED)
     probe = subprocess.run(["/usr/bin/python3", "-c", "import libvirt"], capture_output=True)
     if probe.returncode != 0:
         _unavailable("the hosts' /usr/bin/python3 has no libvirt module (python3-libvirt)")
