@@ -4,10 +4,11 @@ Everything goes through OpenNebula: monitord runs the cloudvamp IM over ssh, one
 one_vmm_exec runs cloudvamp's resize and migrate over ssh, and every check reads oned's
 answer (one.host.info, one.vm.info, the VM log) or the guest itself, never a probe's stdout.
 The tests share the session's one VM and run in file order: 512 MiB at boot on nodeA,
-resized to 256 MiB, a refused resize, live-migrated to nodeB, then driven by cvem.
+resized to 256 MiB, a refused resize, cvem shrinks it and grows it back on a surge,
+live-migrated to nodeB by oned, then moved back to nodeA by cvem when nodeB is full.
 """
 
-import os
+import contextlib
 import re
 import signal
 import subprocess
@@ -148,6 +149,39 @@ def send_keys(stack, host, vm_id, *keys):
                    check=True, capture_output=True, timeout=30)
 
 
+CVEM = Path(sys.executable).with_name("cvem")
+
+
+@contextlib.contextmanager
+def cvem_service(config, log_path):
+    """`cvem --config FILE run`, the operator's command, stopped by SIGTERM; must exit 0."""
+    with open(log_path, "w") as log:
+        service = subprocess.Popen([str(CVEM), "--config", str(config), "-v", "run"], stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        yield service
+    finally:
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+    assert service.returncode == 0, log_path.read_text()[-3000:]
+
+
+def wait_for_cvem(stack, config, what, predicate, timeout_s):
+    """stack.wait, and on failure what cvem, oned and the guest saw."""
+    try:
+        return stack.wait(what, predicate, timeout_s, poll_s=0.5, vm_id=stack.vm_id)
+    except pytest.fail.Exception as failure:
+        status = subprocess.run([str(CVEM), "--config", str(config), "status"],
+                                capture_output=True, text=True, timeout=60)
+        console = stack.console("cvguest").read_text(errors="replace").splitlines()[-4:]
+        pytest.fail("%s\n--- cvem status\n%s%s\n--- MONITORING\n%s\n--- console\n%s" % (
+            failure, status.stdout, status.stderr, monitoring(stack, stack.vm_id), "\n".join(console)),
+            pytrace=False)
+
+
 def test_cvem_shrinks_the_guest_and_grows_it_back_on_a_surge(stack, tmp_path):
     vm_id = stack.vm_id
     # the VM back at its full size, through oned (a grow through the driver)
@@ -161,12 +195,8 @@ def test_cvem_shrinks_the_guest_and_grows_it_back_on_a_surge(stack, tmp_path):
     config.write_text(CVEM_CONFIG.format(state_db=tmp_path / "state.db", endpoint=stack.endpoint,
                                          auth=stack.prefix / "run/one_auth", min_kib=CVEM_MIN_MIB * MIB,
                                          floor_kib=CVEM_FLOOR_MIB * MIB))
-    cvem = Path(sys.executable).with_name("cvem")
     log_path = tmp_path / "cvem.log"
-    with open(log_path, "w") as log:
-        service = subprocess.Popen([str(cvem), "--config", str(config), "-v", "run"], stdout=log,
-                                   stderr=subprocess.STDOUT, env=dict(os.environ))
-    try:
+    with cvem_service(config, log_path):
         started = time.monotonic()
         stack.wait("cvem shrinks the VM (log: %s)" % log_path,
                    lambda: memory_mib(stack, vm_id) < 512 and stack.vm_state(vm_id)[:2] == (3, 3),
@@ -184,17 +214,8 @@ def test_cvem_shrinks_the_guest_and_grows_it_back_on_a_surge(stack, tmp_path):
         send_keys(stack, "nodeA", vm_id, "KEY_ENTER")
         stack.wait("the guest's surge", lambda: "SURGE on" in stack.console("cvguest").read_text(errors="replace"),
                    30, poll_s=0.5, vm_id=vm_id)
-        try:
-            stack.wait("cvem grows the VM after the guest's surge (log: %s)" % log_path,
-                       lambda: memory_mib(stack, vm_id) > shrunk_mib, CVEM_TIMEOUT_S, poll_s=0.5,
-                       vm_id=vm_id)
-        except pytest.fail.Exception as failure:
-            status = subprocess.run([str(cvem), "--config", str(config), "status"],
-                                    capture_output=True, text=True, timeout=60)
-            console = stack.console("cvguest").read_text(errors="replace").splitlines()[-4:]
-            pytest.fail("%s\n--- cvem status\n%s%s\n--- MONITORING\n%s\n--- console\n%s" % (
-                failure, status.stdout, status.stderr, monitoring(stack, vm_id), "\n".join(console)),
-                pytrace=False)
+        wait_for_cvem(stack, config, "cvem grows the VM after the guest's surge (log: %s)" % log_path,
+                      lambda: memory_mib(stack, vm_id) > shrunk_mib, CVEM_TIMEOUT_S)
         stack.measure("guest_surge_to_cvem_grow_rpc_s", time.monotonic() - surge_started)
         stack.wait("the grown balloon in the guest",
                    lambda: stack.balloon("nodeA", "one-%d" % vm_id).get("actual", 0) > shrunk_mib * MIB,
@@ -206,13 +227,6 @@ def test_cvem_shrinks_the_guest_and_grows_it_back_on_a_surge(stack, tmp_path):
         assert "SURGE on" in text and "Out of memory" not in text
         send_keys(stack, "nodeA", vm_id, "KEY_R")
         send_keys(stack, "nodeA", vm_id, "KEY_ENTER")
-    finally:
-        service.send_signal(signal.SIGTERM)
-        try:
-            service.wait(30)
-        except subprocess.TimeoutExpired:
-            service.kill()
-    assert service.returncode == 0, log_path.read_text()[-3000:]
 
 
 def test_live_migration_through_oned_keeps_the_balloon(stack):
@@ -244,3 +258,44 @@ def test_live_migration_through_oned_keeps_the_balloon(stack):
                lambda: monitoring(stack, vm_id).get("CLOUDVAMP_BALLOON_ACTUAL_KIB") == str(size_kib)
                and int(monitoring(stack, vm_id).get("TIMESTAMP", "0")) > time.time() - 30,
                MONITORING_TIMEOUT_S, poll_s=1, vm_id=vm_id)
+
+
+def host_share(stack, host_name, key):
+    return int(template_value(stack.rpc("one.host.info", stack.host_ids[host_name]), "HOST_SHARE", key))
+
+
+def test_cvem_relieves_a_full_host_by_a_live_migration(stack, tmp_path):
+    """nodeB is made full (RESERVED_MEM leaves room for the shrunk guest only): when the guest
+    surges, its grow does not fit there, so cvem moves it to nodeA through oned and grows it."""
+    vm_id = stack.vm_id
+    assert stack.vm_state(vm_id) == (3, 3, "nodeB")
+    config = tmp_path / "cvem.conf"
+    config.write_text(CVEM_CONFIG.replace("enabled = no", "enabled = yes").format(
+        state_db=tmp_path / "state.db", endpoint=stack.endpoint, auth=stack.prefix / "run/one_auth",
+        min_kib=CVEM_MIN_MIB * MIB, floor_kib=CVEM_FLOOR_MIB * MIB))
+    log_path = tmp_path / "cvem.log"
+    with cvem_service(config, log_path):
+        stack.wait("cvem settles the VM at its floor on nodeB",
+                   lambda: memory_mib(stack, vm_id) == CVEM_MIN_MIB and stack.vm_state(vm_id)[:2] == (3, 3),
+                   CVEM_TIMEOUT_S, poll_s=1, vm_id=vm_id)
+        # nodeB full: MAX_MEM = what the VM holds now + 8 MiB (RESERVED_MEM is the admin's knob)
+        total_kib = host_share(stack, "nodeB", "TOTAL_MEM")
+        usage_kib = host_share(stack, "nodeB", "MEM_USAGE")
+        stack.rpc("one.host.update", stack.host_ids["nodeB"],
+                  'RESERVED_MEM="%d"' % (total_kib - usage_kib - 8 * MIB), 1)
+        assert host_share(stack, "nodeB", "MAX_MEM") == usage_kib + 8 * MIB
+        surge_started = time.monotonic()
+        send_keys(stack, "nodeB", vm_id, "KEY_S")
+        send_keys(stack, "nodeB", vm_id, "KEY_ENTER")
+        wait_for_cvem(stack, config, "cvem moves the VM to nodeA (log: %s)" % log_path,
+                      lambda: stack.vm_state(vm_id) == (3, 3, "nodeA"), MIGRATE_TIMEOUT_S + CVEM_TIMEOUT_S)
+        stack.measure("guest_surge_to_cvem_migration_done_s", time.monotonic() - surge_started)
+        stack.wait("cvem grows the VM on nodeA",
+                   lambda: memory_mib(stack, vm_id) > CVEM_MIN_MIB and stack.vm_state(vm_id)[:2] == (3, 3)
+                   and stack.balloon("nodeA", "one-%d" % vm_id).get("actual") == memory_mib(stack, vm_id) * MIB,
+                   CVEM_TIMEOUT_S, poll_s=0.5, vm_id=vm_id)
+        stack.measure("guest_surge_to_grown_on_new_host_s", time.monotonic() - surge_started)
+        assert host_share(stack, "nodeB", "MEM_USAGE") == 0   # nodeB relieved
+        text = stack.console("cvguest").read_text(errors="replace")
+        assert "Out of memory" not in text
+    assert re.search(r"migrat", log_path.read_text()), log_path.read_text()[-3000:]
