@@ -12,6 +12,8 @@
 #             <prefix>/etc/vmm/cloudvamp/cloudvamprc        host settings (kept if already there)
 #   package   python venv with cvem (pip install of this source tree) at --venv
 #   service   <systemd-dir>/cloudvamp-cvem.service running `cvem --config <etc>/cvem.conf run`
+#             as --service-user, state in /var/lib/one/cvem (systemd StateDirectory)
+#             <etc>/cvem.conf (sample, kept when present): root:<service group> 0640
 #   config    IM_MAD block in <etc>/monitord.conf, VM_MAD block (LIVE_RESIZE="yes") in <etc>/oned.conf
 #
 # Options:
@@ -19,6 +21,8 @@
 #   --etc-dir DIR      OpenNebula configuration dir (default /etc/one)
 #   --venv DIR         venv for the cvem package (default /opt/cloudvamp/venv)
 #   --systemd-dir DIR  where the unit goes (default /etc/systemd/system)
+#   --service-user U   the user the unit runs cvem as (default oneadmin); the config is
+#                      made readable by its group
 #   --no-package       do not create the venv / install cvem (remotes and config only)
 #   --pip-options STR  extra options for pip install (e.g. "--no-deps" for an offline test)
 #   --dry-run          print what would be done, change nothing
@@ -33,6 +37,7 @@ ETC_DIR=/etc/one
 VENV=/opt/cloudvamp/venv
 SYSTEMD_DIR=/etc/systemd/system
 PYTHON=${PYTHON:-python3}
+SERVICE_USER=oneadmin
 PIP_OPTIONS=""
 WITH_PACKAGE=1
 DRY_RUN=0
@@ -57,6 +62,8 @@ while [ $# -gt 0 ]; do
     --venv=*) VENV=${1#*=}; shift ;;
     --systemd-dir) SYSTEMD_DIR=${2:?--systemd-dir needs a directory}; shift 2 ;;
     --systemd-dir=*) SYSTEMD_DIR=${1#*=}; shift ;;
+    --service-user) SERVICE_USER=${2:?--service-user needs a user name}; shift 2 ;;
+    --service-user=*) SERVICE_USER=${1#*=}; shift ;;
     --pip-options) PIP_OPTIONS=${2:-}; shift 2 ;;
     --pip-options=*) PIP_OPTIONS=${1#*=}; shift ;;
     --no-package) WITH_PACKAGE=0; shift ;;
@@ -235,6 +242,20 @@ install_im() {
       fi
     done
   done
+  # a category of ours the kvm tree lacks (e.g. no kvm-probes.d/vm/monitor): ours alone
+  for ours in "$SRC"/remotes/im/cloudvamp-probes.d/*/*/; do
+    sub=${ours%/}; sub=${sub#"$SRC"/remotes/im/cloudvamp-probes.d/}
+    [ -d "$kvm/$sub" ] && continue
+    say "note: $kvm/$sub does not exist; $probes/$sub gets cloudvamp's probes only"
+    make_dir "$probes/$sub"
+    for f in "$ours"*; do write_file "$probes/$sub/$(basename "$f")" 755 < "$f"; done
+  done
+  if [ $DRY_RUN = 0 ]; then   # never leave a host without its balloon figures silently
+    for f in "$SRC"/remotes/im/cloudvamp-probes.d/*/*/*; do
+      name=${f#"$SRC"/remotes/im/cloudvamp-probes.d/}
+      [ -f "$probes/$name" ] && [ -x "$probes/$name" ] || die "probe $probes/$name was not installed"
+    done
+  fi
   [ -d "$probes" ] || return 0
   for entry in $(cd "$probes" && find . -type l); do   # links left dangling by an upgrade
     [ -e "$probes/$entry" ] || run rm -f "$probes/$entry"
@@ -252,12 +273,32 @@ install_package() {
   run "$VENV/bin/pip" install -q $PIP_OPTIONS "$SRC"
 }
 
+service_group() {
+  id -gn "$SERVICE_USER" 2>/dev/null || echo "$SERVICE_USER"
+}
+
 install_service() {
   sed -e "s|@CVEM@|$VENV/bin/cvem|g" -e "s|@CONFIG@|$CONFIG_FILE|g" \
+      -e "s|@USER@|$SERVICE_USER|g" -e "s|@GROUP@|$(service_group)|g" \
     "$SRC/etc/systemd/cloudvamp-cvem.service.in" | write_file "$SYSTEMD_DIR/$UNIT_NAME" 644
   if [ -f "$SRC/etc/cvem.conf" ] && [ ! -e "$CONFIG_FILE" ] && [ -d "$ETC_DIR" ]; then
     write_file "$CONFIG_FILE" 640 < "$SRC/etc/cvem.conf"
   fi
+  config_readable_by_service
+}
+
+# The unit runs cvem as $SERVICE_USER: it must read its config (which may name secrets'
+# files, so not world-readable): root:<service group> 0640, also for a config kept from
+# an earlier install.
+config_readable_by_service() {
+  [ -f "$CONFIG_FILE" ] || [ $DRY_RUN = 1 ] || return 0
+  if [ "$(id -u)" != 0 ]; then return 0; fi
+  if ! id "$SERVICE_USER" >/dev/null 2>&1; then
+    say "warning: user $SERVICE_USER does not exist: make $CONFIG_FILE readable by the user that runs cvem"
+    return 0
+  fi
+  run chgrp "$(service_group)" "$CONFIG_FILE"
+  run chmod g+r,o-rwx "$CONFIG_FILE"
 }
 
 install_config() {

@@ -71,4 +71,5 @@ ONEDRS_BLOCKED = "ONEDRS_BLOCKED"
 
 # --- template opt-out and lend factor bookkeeping -----------------------------------------
 OPT_OUT = "CLOUDVAMP"                   # CLOUDVAMP="NO" in the VM template opts a VM out
+OPT_OUT_VALUES = ("NO", "FALSE", "OFF", "0", "DISABLED")   # case-insensitive
 HOST_BASE_RESERVED_MEM = "CLOUDVAMP_BASE_RESERVED_MEM"  # admin's own RESERVED_MEM, kept aside

@@ -34,7 +34,7 @@ class RawVm:
     host_name: str
     vm_mad: str                        # last HISTORY/VM_MAD
     cluster_id: Optional[int]          # last HISTORY/CID
-    opt_out: str = ""                  # CLOUDVAMP attribute (USER_TEMPLATE or TEMPLATE)
+    opt_out: str = ""                  # CLOUDVAMP: the strictest of TEMPLATE, CONTEXT, USER_TEMPLATE
     user: Mapping[str, str] = field(default_factory=dict)     # USER_TEMPLATE CLOUDVAMP_*
     monitoring: Mapping[str, str] = field(default_factory=dict)  # MONITORING (vm.info only)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import xmlrpc.client
 from typing import Mapping, Optional
@@ -28,13 +29,34 @@ LOG = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "http://localhost:2633/RPC2"
 
 
+_URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s'\"]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the ``user:password@`` of any URL in it replaced by ``***@``."""
+    return _URL_CREDENTIALS.sub("***@", str(text))
+
+
 def resolve_endpoint(explicit: Optional[str] = None, environ: Optional[Mapping] = None) -> str:
     environ = os.environ if environ is None else environ
     endpoint = explicit or environ.get("ONE_XMLRPC") or DEFAULT_ENDPOINT
     if not endpoint.startswith(("http://", "https://")):
         # pyone >= 7.2 would silently pick its gRPC client for anything else.
-        raise ConfigError(f"[one] endpoint: {endpoint!r} must be an http(s)://…/RPC2 URL")
+        raise ConfigError(f"[one] endpoint: {redact(endpoint)!r} must be an "
+                          f"http(s)://…/RPC2 URL")
     return endpoint
+
+
+def _unreachable_why(exc: Exception) -> str:
+    """The useful end of a requests/urllib3 error chain, on one line."""
+    import requests
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = " ".join(str(exc).split())
+    errno_text = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    if errno_text:
+        return errno_text[-1].strip()
+    return redact(f"{type(exc).__name__}: {text}")
 
 
 def auth_file_path(explicit: Optional[str] = None, environ: Optional[Mapping] = None) -> str:
@@ -46,6 +68,10 @@ def auth_file_path(explicit: Optional[str] = None, environ: Optional[Mapping] = 
 def read_session(path: str) -> str:
     """The ``user:password`` line of an OpenNebula auth file (the file name is reported on
     error, never its content)."""
+    if ":" in path and not os.path.exists(path):
+        # Most likely the secret itself given instead of the file: never echo it.
+        raise ConfigError("[one] auth_file: the value given is not a file (it looks like "
+                          "'user:password'; give the path of a file holding it)")
     try:
         with open(path, encoding="utf-8") as stream:
             for line in stream:
@@ -81,7 +107,7 @@ class OneCloud:
         import pyone
         from pyone.server_xrpc import RequestsTransport
 
-        self.endpoint = endpoint
+        self.endpoint = redact(endpoint)   # for logs and messages; pyone gets the real one
         self.page_size = int(page_size)
         server = pyone.OneServer(endpoint, session=session, https_verify=https_verify)
 
@@ -102,8 +128,8 @@ class OneCloud:
                                            verify=self.https_verify, timeout=timeout_s)
                     resp.raise_for_status()
                 except requests.RequestException as exc:
-                    raise Unreachable(f"oned at {endpoint} unreachable: "
-                                      f"{type(exc).__name__}: {exc}") from None
+                    raise Unreachable(f"oned at {redact(endpoint)} unreachable: "
+                                      f"{_unreachable_why(exc)}") from None
                 return self.parse_response(resp)
 
         transport = _Transport()
@@ -125,9 +151,9 @@ class OneCloud:
         except (Unreachable, AuthFailed):
             raise
         except (OSError, xmlrpc.client.ProtocolError) as exc:
-            raise Unreachable(f"oned at {self.endpoint} unreachable: {exc}") from None
+            raise Unreachable(f"oned at {self.endpoint} unreachable: {redact(exc)}") from None
         except Exception as exc:  # pyone.OneException from an XML-RPC fault, bad replies
-            raise AdapterError(f"{method}: {exc}") from None
+            raise AdapterError(f"{method}: {redact(exc)}") from None
         if not isinstance(reply, (list, tuple)) or len(reply) < 3:
             raise AdapterError(f"{method}: unexpected reply shape {type(reply).__name__}")
         if reply[0]:
@@ -182,7 +208,7 @@ class OneCloud:
         except (Unreachable, AuthFailed):
             raise
         except (OSError, xmlrpc.client.ProtocolError) as exc:
-            raise Unreachable(f"oned at {self.endpoint} unreachable: {exc}") from None
+            raise Unreachable(f"oned at {self.endpoint} unreachable: {redact(exc)}") from None
         except Exception as exc:
             import pyone
             if isinstance(exc, pyone.OneException):

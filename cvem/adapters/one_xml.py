@@ -20,6 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Union
 
 from lxml import etree
 
+from ..keys import OPT_OUT_VALUES
 from ..ports import RawHost, RawVm
 
 XmlText = Union[str, bytes]
@@ -78,6 +79,7 @@ def _root_or_objects(data: XmlText, tag: str) -> Iterator[etree._Element]:
 _VM_INTS = {"ID", "UID", "GID", "STATE", "LCM_STATE"}
 _VM_TEXTS = {"NAME", "UNAME", "GNAME"}
 _TEMPLATE_KEYS = {"MEMORY", "MEMORY_MAX", "MEMORY_RESIZE_MODE", _PREFIX}
+_CONTEXT_OPT_OUT = "CONTEXT/" + _PREFIX
 _HISTORY_KEYS = {"HID", "HOSTNAME", "VM_MAD", "CID"}
 
 
@@ -98,6 +100,12 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
             for item in child:
                 if item.tag in _TEMPLATE_KEYS:
                     tmpl[item.tag] = (item.text or "").strip()
+                elif item.tag == "CONTEXT":
+                    # CONTEXT=[CLOUDVAMP="NO"]: the owner's opt-out where OneGate cannot
+                    # reach (a top-level CLOUDVAMP lands in USER_TEMPLATE, see below).
+                    value = item.findtext(_PREFIX)
+                    if value is not None:
+                        tmpl[_CONTEXT_OPT_OUT] = value.strip()
         elif tag == "USER_TEMPLATE":
             for item in child:
                 name = item.tag
@@ -112,7 +120,12 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
             for item in child:
                 if type(item.tag) is str and len(item) == 0:
                     mon[item.tag] = (item.text or "").strip()
-    opt_out = user.pop(_PREFIX, "") or tmpl.get(_PREFIX, "")
+    # What the owner or admin wrote where a guest cannot (TEMPLATE, its CONTEXT) decides;
+    # the guest-writable USER_TEMPLATE (OneGate) may only add an opt-out, never lift one.
+    # oned moves a top-level CLOUDVAMP of a VM template into USER_TEMPLATE, where a guest
+    # can overwrite it: the owner's guest-proof opt-out is CONTEXT=[CLOUDVAMP="NO"].
+    owner = _stricter_opt_out(tmpl.get(_PREFIX, ""), tmpl.get(_CONTEXT_OPT_OUT, ""))
+    opt_out = _stricter_opt_out(owner, user.pop(_PREFIX, ""))
     vm_id = ints.get("ID")
     if vm_id is None:
         raise ValueError("VM without a numeric ID")
@@ -126,6 +139,15 @@ def vm_from_element(vm: etree._Element, with_monitoring: bool = False) -> RawVm:
         host_id=_int(hist.get("HID")), host_name=hist.get("HOSTNAME", ""),
         vm_mad=hist.get("VM_MAD", ""), cluster_id=_int(hist.get("CID")),
         opt_out=opt_out, user=user, monitoring=mon)
+
+
+def _stricter_opt_out(template_value: str, user_value: str) -> str:
+    """The value that opts out if either does (the TEMPLATE's when both or neither do)."""
+    if template_value.strip().upper() in OPT_OUT_VALUES:
+        return template_value
+    if user_value.strip().upper() in OPT_OUT_VALUES:
+        return user_value
+    return template_value or user_value
 
 
 def parse_vm_pool(data: XmlText) -> List[RawVm]:

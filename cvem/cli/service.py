@@ -30,10 +30,15 @@ def _connect(config: Config):
                     https_verify=one.https_verify)
 
 
-def _service(config: Config, readonly: bool):
+def _service(config: Config, readonly: bool, reset_state: bool = False):
     from ..service.runner import Service
     from ..service.state import StateStore
-    store = StateStore(config.service.state_db, readonly=readonly)
+    store = StateStore(config.service.state_db, readonly=readonly, reset=reset_state)
+    if reset_state:
+        LOG.warning("state DB %s reset (--reset-state): cooldowns, histories and in-flight "
+                    "records start empty", config.service.state_db)
+    elif store.created:
+        LOG.info("state DB %s created (first start)", config.service.state_db)
     return Service(config, _connect(config), store)
 
 
@@ -142,12 +147,15 @@ def _table(rows, columns):
 @connection_options
 @click.option("--once", is_flag=True, help="Run a single cycle and exit.")
 @click.option("--dry-run", is_flag=True, help="Plan and log, never act (overrides config).")
+@click.option("--reset-state", is_flag=True,
+              help="Start with an empty state DB (forgets cooldowns, histories and in-flight "
+                   "records); needed once after the state DB was lost.")
 @click.option("--metrics-address", metavar="HOST:PORT", default=None,
               help="Serve Prometheus metrics (/metrics) and the status page (/) here "
                    "(overrides [cvem] metrics_address, default 127.0.0.1:9929; '' = off). "
                    "Not served with --once.")
 @click.pass_context
-def run(ctx, once, dry_run, metrics_address):
+def run(ctx, once, dry_run, reset_state, metrics_address):
     """Run the cvem service: every period read the cloud, decide, resize VMs and (unless
     [migration] enabled = no) live-migrate VMs off hosts that cannot grow their guests.
 
@@ -169,7 +177,7 @@ def run(ctx, once, dry_run, metrics_address):
             config = replace(config, service=replace(config.service,
                                                      metrics_address=metrics_address))
             config.service.validate()
-        service = _service(config, readonly=False)
+        service = _service(config, readonly=False, reset_state=reset_state)
         server = None if once else _monitor(service, config.service.metrics_address)
     except CloudvampError as error:
         _fail(error)
@@ -189,6 +197,8 @@ def run(ctx, once, dry_run, metrics_address):
     finally:
         if server is not None:
             server.stop()
+    if once and service.last_error:
+        _fail(service.last_error)   # a single cycle that failed is a failed command
 
 
 def _monitor(service, address: str):

@@ -188,7 +188,9 @@ def host_demand_kib(obs: FleetObs, n_hosts: int, extra_kib: Optional[np.ndarray]
     """
     need = obs.need_kib()
     known = np.isfinite(need)
-    out = np.bincount(obs.host_index, weights=np.where(known, need, 0.0), minlength=n_hosts)
+    # astype: bincount of an empty fleet is int64, which cannot hold the NaN below.
+    out = np.bincount(obs.host_index, weights=np.where(known, need, 0.0),
+                      minlength=n_hosts).astype(float)
     unknown = np.bincount(obs.host_index, weights=~known, minlength=n_hosts) > 0
     out[unknown] = np.nan
     if extra_kib is not None:

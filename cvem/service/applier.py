@@ -23,9 +23,9 @@ from typing import Callable, List, Optional, Tuple
 
 from ..config import ServiceParams
 from ..core.model import KIB_PER_MIB, Migrate, NeedsRoom, Plan, Resize
-from ..errors import ActionSkipped
+from ..errors import ActionSkipped, CloudvampError
 from ..ports import AuthFailed, Cloud, OneCallFailed, Unreachable
-from .migrations import execute_migration
+from .migrations import MigrationOutcome, execute_migration
 from .state import InFlight, StateStore
 
 LOG = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Applier:
             if isinstance(action, Migrate):
                 # Overload protection's moves (phase 3, after every resize): started here,
                 # tracked by cvem.core.migration.settle (cvem/service/migrations.py).
-                result.migrations.append(execute_migration(self.cloud, action))
+                result.migrations.append(self._migrate_one(action))
                 continue
             if not isinstance(action, Resize):
                 LOG.debug("no executor for %r", action)
@@ -111,9 +111,26 @@ class Applier:
                 result.deferred.extend(a for a in plan.actions[index + 1:]
                                        if isinstance(a, Resize))
                 raise
+            except (CloudvampError, ValueError) as error:
+                # One VM's odd reply (garbled XML, an unexpected fault) is that VM's
+                # failure; the rest of the plan still runs. A resize whose outcome is thus
+                # unknown keeps its "pending" in-flight record: the next cycle reconciles it.
+                LOG.warning("vm=%d host=%d action=%s failed: %s", action.vm_id,
+                            action.host_id, action.action, error)
+                result.failed.append((action, str(error)))
         if result.deferred:
             LOG.info("rate limit: %d action(s) left for the next cycle", len(result.deferred))
         return result
+
+    def _migrate_one(self, action: Migrate) -> MigrationOutcome:
+        try:
+            return execute_migration(self.cloud, action)
+        except (AuthFailed, Unreachable):
+            raise
+        except (CloudvampError, ValueError) as error:   # that VM's failure only
+            LOG.warning("vm=%d host=%d action=migrate to_host=%d failed: %s", action.vm_id,
+                        action.from_host_id, action.to_host_id, error)
+            return MigrationOutcome(action, "failed", str(error))
 
     def _apply_one(self, action: Resize, result: ApplyResult) -> None:
         try:

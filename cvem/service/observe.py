@@ -34,7 +34,7 @@ HOST_STATE_NAMES = {0: "INIT", 1: "MONITORING_MONITORED", 2: "MONITORED", 3: "ER
                     4: "DISABLED", 5: "MONITORING_ERROR", 6: "MONITORING_INIT",
                     7: "MONITORING_DISABLED", 8: "OFFLINE"}
 HOST_UNUSABLE = (0, 3, 5, 6, 8)  # no trustworthy capacity: leave their VMs alone
-OPT_OUT_VALUES = ("NO", "FALSE", "OFF", "0", "DISABLED")
+OPT_OUT_VALUES = keys.OPT_OUT_VALUES
 
 MAX_TEXT = 40          # longer values are not numbers a publisher sends
 SLACK_KIB = 64 * 1024  # MemTotal may exceed MEMORY_MAX by kernel accounting noise
@@ -120,6 +120,18 @@ def parse_reserved_kib(text: str, total_kib: int) -> Optional[int]:
 
 
 # ----------------------------------------------------------------- guest reports
+def problem_kind(problem: Optional[str]) -> str:
+    """A report problem without its figures ("OneGate report stale; probe statistics
+    stale"): stable from cycle to cycle while the problem lasts, and free of the values a
+    guest wrote, so it can be logged once and shown in ``CLOUDVAMP_REASON`` without
+    rewriting it every cycle."""
+    kinds = []
+    for part in (problem or "").split("; "):
+        cut = min([i for i in (part.find(":"), part.find(" (")) if i >= 0] or [len(part)])
+        kinds.append(part[:cut].strip())
+    return "; ".join(k for k in kinds if k) or "unknown"
+
+
 def _mark(old: Optional[ReportMark], marker: str, now_s: float, first_seen_fresh: bool,
           stale_after_s: float) -> ReportMark:
     if old is not None and old.marker == marker:
@@ -353,7 +365,7 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
                             report_problem=problem))
         statuses.append(VmStatus(
             vm.vm_id, vm.name, vm.host_id, vm.host_name, state, nominal, allocated, True,
-            guest.source if guest else "no fresh guest report",
+            guest.source if guest else f"no usable guest report: {problem_kind(problem)}",
             guest_used_kib=guest.used_kib if guest else None,
             guest_source=guest.source if guest else None, report_problem=problem))
     snapshot = Snapshot(now_s=now_s, hosts=tuple(host_views), vms=tuple(views))

@@ -28,14 +28,14 @@ from ..config import Config
 from ..core.decide import decide, decide_with_migrations
 from ..core.guards import LAST_CHANGE_COLUMN
 from ..core.model import KIB_PER_MIB, Plan, Resize
-from ..errors import AdapterError
+from ..errors import AdapterError, CloudvampError
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
 from . import lend
 from .handover import Handover, build_record, merge_history, merge_inflight, merge_migrations
 from .leader import AlwaysActing, LeaderGate
 from .applier import Applier, ApplyResult, Throttle, to_mib
 from .migrations import forget_move, reconcile_migrations, vm_locations
-from .observe import Observation, VmStatus, observe
+from .observe import Observation, VmStatus, observe, problem_kind
 from .state import StateStore
 
 LOG = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class Service:
         self._failing: Optional[str] = None
         self._previous_history = None
         self.cycles = 0
+        self.last_error: Optional[str] = None   # why the last cycle of run() failed
         # HA and monitoring (cvem/service/leader.py, handover.py; cvem/monitor/): observers
         # get cycle_done(report, in_flight), cycle_failed(kind, message),
         # role_changed(role, acting)
@@ -131,11 +132,14 @@ class Service:
         return busy
 
     def _log_report_problems(self, obs: Observation) -> None:
+        """One WARNING when a VM's report becomes unusable (or unusable for another kind of
+        reason), one INFO when it is usable again: never one per cycle (the text of a stale
+        report holds its growing age, a hostile guest's holds whatever it wrote)."""
         seen = {}
         for st in obs.statuses:
             if st.managed and st.report_problem and not st.guest_source:
-                seen[st.vm_id] = st.report_problem
-                if self._problems.get(st.vm_id) != st.report_problem:
+                seen[st.vm_id] = problem_kind(st.report_problem)
+                if self._problems.get(st.vm_id) != seen[st.vm_id]:
                     LOG.warning("vm=%d guest report unusable, treated as unknown (grown back "
                                 "toward nominal, never shrunk): %s", st.vm_id, st.report_problem)
             elif st.vm_id in self._problems and st.managed:
@@ -309,7 +313,9 @@ class Service:
             self._forget_unapplied(previous, set(self.store.load_inflight()), now_s)
             raise
         t3 = time.perf_counter()
-        self._forget_unapplied(previous, {a.vm_id for a in result.applied}, now_s)
+        # Cooldown only for what was resized, or may have been (a reply lost mid-call).
+        unknown = {v for v, rec in self.store.load_inflight().items() if rec.status == "pending"}
+        self._forget_unapplied(previous, {a.vm_id for a in result.applied} | unknown, now_s)
         self._forget_refused_moves(result, now_s)
         for need in plan.needs_room + tuple(result.needs_room):
             LOG.info("vm=%d host=%d needs_room missing_kib=%d urgent=%s reason=%s",
@@ -420,6 +426,7 @@ class Service:
                                for m in self.migration_state.in_flight))
         while not stop.is_set() and (max_cycles is None or done < max_cycles):
             started = time.monotonic()
+            self.last_error = None
             try:
                 if self._may_act():
                     report = self.cycle()
@@ -428,6 +435,7 @@ class Service:
                     LOG.info("oned reachable again after: %s", self._failing)
                 self._failing, backoff = None, 0.0
             except (Unreachable, AuthFailed) as error:
+                self.last_error = str(error)
                 backoff = min(max(backoff * 2, period), self.params.backoff_max_s)
                 level = logging.ERROR if isinstance(error, AuthFailed) else logging.WARNING
                 if self._failing != str(error):
@@ -436,10 +444,12 @@ class Service:
                 self._failing = str(error)
                 self._notify("cycle_failed", "authentication" if isinstance(error, AuthFailed)
                              else "unreachable", str(error))
-            except AdapterError as error:
+            except CloudvampError as error:
+                self.last_error = str(error)
                 LOG.warning("cycle aborted: %s", error)
                 self._notify("cycle_failed", "adapter", str(error))
             except Exception as error:  # one bad cycle must not kill the service
+                self.last_error = f"cycle failed: {type(error).__name__}: {error}"
                 LOG.exception("cycle failed")
                 self._notify("cycle_failed", "internal", str(error))
             done += 1

@@ -19,6 +19,7 @@ mid-cycle at worst delays a shrink by a cooldown, never repeats one).
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sqlite3
@@ -76,17 +77,69 @@ def _to_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _from_bytes(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
+def _from_bytes(data: bytes, what: str = "array") -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as error:   # numpy raises ValueError, EOFError, OSError... on garbage
+        raise ConfigError(f"[cvem] state_db: {what} is corrupt ({type(error).__name__}); "
+                          f"{RESET_HINT}") from None
 
 
 def _nan_to_none(x):
     return None if x != x else x
 
 
+def marker_path(path: str) -> str:
+    """The file beside the state DB that says a state DB was created there: with it, a
+    missing, emptied or table-less DB is a lost state, not a first start. A dot-file, so
+    that ``rm state.db*`` (the DB and its -wal/-shm) does not take it along."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.created")
+
+
+RESET_HINT = ("restore it from a backup, or start with empty state (cooldowns, histories and "
+              "in-flight records forgotten) with `cvem run --reset-state`")
+
+
+def _has_cvem_tables(path: str) -> bool:
+    """Whether ``path`` is a sqlite file holding cvem's ``meta`` table (read-only look)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            return db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() \
+                is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+
+
+def check_not_lost(path: str, reset: bool = False) -> bool:
+    """Raise ConfigError when the state DB at ``path`` existed and is gone, emptied or
+    without its tables (unless ``reset``); True when cvem starts there for the first time
+    (or is reset), False when the DB is there."""
+    if reset:
+        return True
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
+    if exists and _has_cvem_tables(path):
+        return False
+    marker = marker_path(path)
+    if exists:
+        raise ConfigError(f"[cvem] state_db: {path} holds no cvem state tables (emptied, "
+                          f"damaged or not cvem's); {RESET_HINT}")
+    if os.path.exists(marker):
+        how = "empty" if os.path.exists(path) else "missing"
+        raise ConfigError(f"[cvem] state_db: {path} is {how} but {marker} says cvem kept "
+                          f"its state there; {RESET_HINT}")
+    return True
+
+
 class StateStore:
-    def __init__(self, path: str, readonly: bool = False):
+    def __init__(self, path: str, readonly: bool = False, reset: bool = False):
         self.path = path
+        first = False
+        if path != ":memory:":
+            first = check_not_lost(path, reset)
         if path != ":memory:" and not readonly:
             directory = os.path.dirname(os.path.abspath(path))
             try:
@@ -101,6 +154,10 @@ class StateStore:
                 else:
                     self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
             else:
+                if first and reset and os.path.exists(path):
+                    for stale in (path, path + "-wal", path + "-shm"):
+                        if os.path.exists(stale):
+                            os.unlink(stale)
                 self.db = sqlite3.connect(path, timeout=10)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
@@ -111,7 +168,25 @@ class StateStore:
                 self.db.commit()
         except sqlite3.Error as error:
             raise ConfigError(f"[cvem] state_db: {path}: {error}") from None
+        if path != ":memory:" and not readonly:
+            self._write_marker()
         self.readonly = readonly
+        self.created = first and not readonly
+
+    def _write_marker(self) -> None:
+        marker = marker_path(self.path)
+        if os.path.exists(marker):
+            return
+        try:
+            with open(marker, "w", encoding="utf-8") as stream:
+                stream.write(f"cvem state DB {os.path.abspath(self.path)} created "
+                             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}.\n"
+                             "While this file exists, cvem refuses to start on a missing or "
+                             "emptied state DB\n(cooldowns and in-flight actions would be "
+                             "lost); `cvem run --reset-state` starts afresh.\n")
+        except OSError as error:
+            raise ConfigError(f"[cvem] state_db: cannot write {marker}: "
+                              f"{error.strerror}") from None
 
     def close(self):
         self.db.close()
@@ -121,8 +196,9 @@ class StateStore:
         rows = dict(self.db.execute("SELECT name, data FROM history").fetchall())
         if _VM_IDS not in rows:
             return FleetHistory()
-        vm_ids = _from_bytes(rows.pop(_VM_IDS)).astype(np.int64)
-        columns = {name: _from_bytes(data) for name, data in rows.items()}
+        vm_ids = _from_bytes(rows.pop(_VM_IDS), "history of VM ids").astype(np.int64)
+        columns = {name: _from_bytes(data, f"history column {name!r}")
+                   for name, data in rows.items()}
         columns = {k: v for k, v in columns.items() if v.shape[:1] == vm_ids.shape}
         return FleetHistory(vm_ids=vm_ids, columns=columns)
 
@@ -142,7 +218,7 @@ class StateStore:
         """History and report marks (and the migration state) of one cycle, atomically."""
         rows = [(_VM_IDS, _to_bytes(history.vm_ids))]
         rows += [(name, _to_bytes(np.asarray(col))) for name, col in history.columns.items()]
-        with self.db:
+        with self._errors(), self.db:
             if migration_state is not None:
                 self._write_migration_state(migration_state)
             self.db.execute("DELETE FROM history")
@@ -163,7 +239,8 @@ class StateStore:
                 "FROM migrations ORDER BY started_s, vm_id").fetchall()
         except sqlite3.OperationalError:   # read-only open of a state DB from before them
             return MigrationState()
-        kwargs = {name: _from_bytes(arrays[name]) for name in _MIGRATION_ARRAYS
+        kwargs = {name: _from_bytes(arrays[name], f"migration state {name!r}")
+                  for name in _MIGRATION_ARRAYS
                   if name in arrays}
         kwargs["in_flight"] = tuple(MigrationInFlight(int(v), int(f), int(t), int(k),
                                                       float(s), str(r))
@@ -186,9 +263,19 @@ class StateStore:
 
     # ----------------------------------------------------------------- in flight
     def load_inflight(self) -> Dict[int, InFlight]:
-        return {row[0]: InFlight(*row) for row in self.db.execute(
-            "SELECT vm_id, host_id, action, from_kib, to_kib, reason, status, started_at_s "
-            "FROM inflight")}
+        with self._errors():
+            return {row[0]: InFlight(*row) for row in self.db.execute(
+                "SELECT vm_id, host_id, action, from_kib, to_kib, reason, status, "
+                "started_at_s FROM inflight")}
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """A state DB damaged under a running cvem (tables dropped, file emptied): one
+        clear error for the cycle, not a traceback."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise ConfigError(f"[cvem] state_db: {self.path}: {error}; {RESET_HINT}") from None
 
     def record_inflight(self, rec: InFlight) -> None:
         with self.db:

@@ -11,7 +11,7 @@ from cvem.cli import cli
 from tests.doubles.xsd import XSD_DIR, load_schemas, namespaced
 import os
 
-needs_xsd = pytest.mark.skipif(not os.path.isdir(XSD_DIR), reason="shared/opennebula-xsd absent")
+needs_xsd = pytest.mark.skipif(not os.path.isdir(XSD_DIR), reason="tests/fixtures/opennebula absent")
 
 
 @needs_xsd

@@ -11,7 +11,7 @@
         oned.wait_until(lambda: oned.lcm_state(vm) == 3)   # HOTPLUG_RESIZE -> RUNNING
 
 Semantics follow the recordings of a real oned 7.4.0 in
-``shared/opennebula-xsd/real-7.4/`` (``calls.jsonl``): reply shapes (``[True, body, 0]``;
+``tests/fixtures/opennebula/real-7.4/`` (``calls.jsonl``): reply shapes (``[True, body, 0]``;
 failures ``[False, "[one.<method>] <message>", code, obj_id, -1]`` as recorded — 5 items),
 error texts and codes, the fit test (``MAX_MEM - MEM_USAGE``), live resize through LCM 66
 HOTPLUG_RESIZE for ``resize_settle_s``, a history record per resize, asynchronous migration
@@ -344,8 +344,12 @@ class OnedDouble(object):
                 tmpl["MEMORY_RESIZE_MODE"] = resize_mode
             if realistic:
                 tmpl.update(_realistic_template(vm_id, name))
-            tmpl.update(template or {})
-            vm = Vm(vm_id, name, uid, gid, uname, gname, tmpl, user_template or {})
+            user = dict(user_template or {})
+            for key, value in (template or {}).items():
+                # A real oned 7.4 moves the custom attributes of a VM template (CLOUDVAMP=...)
+                # into USER_TEMPLATE at allocate, where OneGate can overwrite them.
+                (user if key.startswith("CLOUDVAMP") else tmpl)[key] = value
+            vm = Vm(vm_id, name, uid, gid, uname, gname, tmpl, user)
             vm.stime = vm.last_poll = self.epoch()
             vm.state, vm.lcm = state, lcm_state
             vm.prev_state, vm.prev_lcm = state, lcm_state

@@ -1,13 +1,11 @@
-"""Validate oned-shaped XML against the OpenNebula 7.4 XSDs in ``shared/opennebula-xsd``."""
+"""Validate oned-shaped XML against the OpenNebula 7.4 XSDs in ``tests/fixtures/opennebula``."""
 import os
 
 from lxml import etree
 
 NS = "http://opennebula.org/XMLSchema"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-XSD_DIR = os.path.join(os.path.dirname(ROOT), "shared", "opennebula-xsd")
-if not os.path.isdir(XSD_DIR):
-    XSD_DIR = "/work/shared/opennebula-xsd"
+XSD_DIR = os.path.join(ROOT, "tests", "fixtures", "opennebula")
 
 
 def load_schemas(names=("vm", "vm_pool", "vm_pool_extended", "host", "host_pool",

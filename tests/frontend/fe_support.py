@@ -10,9 +10,7 @@ if ROOT not in sys.path:
 
 from tests.doubles.oned import GIB, OnedDouble  # noqa: E402
 
-RECORDINGS = os.path.join(os.path.dirname(ROOT), "shared", "opennebula-xsd", "real-7.4")
-if not os.path.isdir(RECORDINGS):
-    RECORDINGS = "/work/shared/opennebula-xsd/real-7.4"
+RECORDINGS = os.path.join(ROOT, "tests", "fixtures", "opennebula", "real-7.4")
 XSD_DIR = os.path.dirname(RECORDINGS)
 
 
