@@ -7,10 +7,10 @@
 # usage: build-stack-guest.sh LAB_GUEST_DIR OUT_DIR [SURGE_MIB]
 set -euo pipefail
 SRC=$1; OUT=$2; SURGE_MIB=${3:-200}
-mkdir -p "$OUT"; rm -rf "$OUT/root"; mkdir -p "$OUT/root"
+mkdir -p "$OUT"; rm -rf "$OUT/rootfs"; mkdir -p "$OUT/rootfs"
 cp "$SRC/vmlinuz" "$OUT/vmlinuz"
-(cd "$OUT/root" && gzip -dc "$SRC/initrd.gz" | busybox cpio -i -d 2>/dev/null)
-cat > "$OUT/root/init" <<INIT
+(cd "$OUT/rootfs" && gzip -dc "$SRC/initrd.gz" | busybox cpio -i -d 2>/dev/null)
+cat > "$OUT/rootfs/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -35,6 +35,6 @@ while true; do
   i=\$((i+1)); sleep 2
 done
 INIT
-chmod +x "$OUT/root/init"
-(cd "$OUT/root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../initrd.gz)
-rm -rf "$OUT/root"
+chmod +x "$OUT/rootfs/init"
+(cd "$OUT/rootfs" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../initrd.gz)
+rm -rf "$OUT/rootfs"

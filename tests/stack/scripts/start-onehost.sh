@@ -5,13 +5,14 @@
 # that lets in the test-made key as root (oned of the test bed runs as root, and its drivers
 # ssh as the user running them). Only this namespace sees its bind mounts: /etc/hosts (lab
 # names), /etc/ssh/ssh_config (the test-made client key, for host-to-host ssh), libvirt's
-# state dirs, root's ~/.bashrc (a plain login environment: python3 is the system one, with
+# state dirs, the login user's ~/.bashrc (a plain login environment: python3 is the system one, with
 # python3-libvirt, as on an OpenNebula node), /var/tmp/one_db (the monitoring client's state) and the remotes directory
 # REMOTE_DIR (where oned copies the drivers), so two hosts on one filesystem stay apart.
 # usage: start-onehost.sh STACKDIR NAME NETNS FRONT_IP MIG_IP UUIDN REMOTE_DIR
 set -eu
 STACK=$1; NAME=$2; NS=$3; FRONT_IP=$4; MIG_IP=$5; N=$6; REMOTE_DIR=$7
 H=$STACK/hosts/$NAME
+LOGIN_HOME=$(getent passwd "$(id -un)" | cut -d: -f6)   # sshd logs the key in as this user
 mkdir -p $H/etc/qemu $H/run $H/lib $H/log $H/cache $H/one_db $H/remote-dir
 mkdir -p /etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt \
          /var/tmp/one_db /run/sshd "$REMOTE_DIR"
@@ -65,7 +66,7 @@ nohup ip netns exec $NS unshare -m -u --propagation private /bin/sh -c "
   hostname $NAME &&
   mount --bind $H/hosts /etc/hosts &&
   mount --bind $STACK/ssh_config /etc/ssh/ssh_config &&
-  mount --bind $STACK/host_bashrc /root/.bashrc &&
+  { [ ! -f $LOGIN_HOME/.bashrc ] || mount --bind $STACK/host_bashrc $LOGIN_HOME/.bashrc; } &&
   mount --bind $H/one_db /var/tmp/one_db &&
   mount --bind $H/remote-dir $REMOTE_DIR &&
   mount --bind $H/etc /etc/libvirt &&
