@@ -8,7 +8,7 @@
 #             <prefix>/im/cloudvamp.d -> kvm.d              monitord client, as for kvm
 #             <prefix>/im/cloudvamp-probes.d/               real dirs: kvm probes linked, ours added
 #             <prefix>/etc/im/cloudvamp-probes.d -> kvm-probes.d  the kvm probes' config (pci.conf...)
-#             <prefix>/vmm/cloudvamp/                       kvm actions linked, ours: resize, migrate
+#             <prefix>/vmm/cloudvamp/                       kvm actions linked, ours: deploy, resize, migrate
 #             <prefix>/etc/vmm/cloudvamp/cloudvamprc        host settings (kept if already there)
 #   package   python venv with cvem (pip install of this source tree) at --venv
 #   service   <systemd-dir>/cloudvamp-cvem.service running `cvem --config <etc>/cvem.conf run`
@@ -47,7 +47,7 @@ UNIT_NAME=cloudvamp-cvem.service
 BEGIN_MARK="# BEGIN cloudvamp (managed by cloudvamp install.sh; remove with install.sh --uninstall)"
 END_MARK="# END cloudvamp"
 VENV_MARK=.cloudvamp-venv
-OUR_ACTIONS="resize migrate"
+OUR_ACTIONS="deploy resize migrate"
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 say() { echo "install.sh: $*"; }
@@ -335,6 +335,14 @@ cloudvamp installed$([ $DRY_RUN = 1 ] && echo " (dry run: nothing was changed)")
        systemctl daemon-reload && systemctl enable --now ${UNIT_NAME%.service}
   Live disk snapshots: add cloudvamp-<tm> pairs (e.g. cloudvamp-qcow2) to LIVE_DISK_SNAPSHOTS
   in $ETC_DIR/vmm_execrc if you use them with the kvm driver.
+  Balloon safety net: the cloudvamp deploy gives every new VM's virtio balloon deflate-on-OOM
+  (the guest takes memory back instead of OOM-killing), free page reporting (freed guest memory
+  goes back to the host) and a statistics period. Needs QEMU >= 5.1 and libvirt >= 6.9 on hosts
+  (older: deployed unchanged) and guests with virtio_balloon (free page reporting: Linux >= 5.7).
+  Running VMs get them at their next deploy. Turn each off per host in
+  $PREFIX/etc/vmm/cloudvamp/cloudvamprc (CLOUDVAMP_AUTODEFLATE=no, CLOUDVAMP_FREE_PAGE_REPORTING=no,
+  CLOUDVAMP_DEPLOY_STATS_PERIOD=no; then onehost sync -f) or per VM in its template
+  (CLOUDVAMP_AUTODEFLATE="NO", ...). See docs/balloon-safety.md.
 STEPS
 }
 

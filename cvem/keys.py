@@ -45,11 +45,18 @@ PROBE_SWAP_IN_KIB = "CLOUDVAMP_SWAP_IN_KIB"                # cumulative
 PROBE_SWAP_OUT_KIB = "CLOUDVAMP_SWAP_OUT_KIB"              # cumulative
 PROBE_MAJOR_FAULTS = "CLOUDVAMP_MAJOR_FAULTS"              # cumulative
 PROBE_STATS_TIME = "CLOUDVAMP_STATS_TIME"                  # memoryStats last_update, epoch s
+# the balloon target the cloudvamp resize action last set (domain metadata), and by how much
+# the guest's balloon is above it: it deflated on its own (deflate-on-OOM) = memory pressure
+PROBE_BALLOON_TARGET_KIB = "CLOUDVAMP_BALLOON_TARGET_KIB"
+PROBE_SELF_DEFLATED_KIB = "CLOUDVAMP_SELF_DEFLATED_KIB"
+# 1 when the balloon has deflate-on-OOM: such a guest's MemTotal still includes its balloon
+PROBE_AUTODEFLATE = "CLOUDVAMP_BALLOON_AUTODEFLATE"
 
 PROBE_KEYS = (
     PROBE_BALLOON_ACTUAL_KIB, PROBE_MAX_KIB, PROBE_USABLE_KIB, PROBE_AVAILABLE_KIB,
     PROBE_UNUSED_KIB, PROBE_DISK_CACHES_KIB, PROBE_RSS_KIB, PROBE_SWAP_IN_KIB,
-    PROBE_SWAP_OUT_KIB, PROBE_MAJOR_FAULTS, PROBE_STATS_TIME,
+    PROBE_SWAP_OUT_KIB, PROBE_MAJOR_FAULTS, PROBE_STATS_TIME, PROBE_BALLOON_TARGET_KIB,
+    PROBE_SELF_DEFLATED_KIB, PROBE_AUTODEFLATE,
 )
 
 # --- reported by the host/system IM probe (host TEMPLATE) ---------------------------------
@@ -72,4 +79,8 @@ ONEDRS_BLOCKED = "ONEDRS_BLOCKED"
 # --- template opt-out and lend factor bookkeeping -----------------------------------------
 OPT_OUT = "CLOUDVAMP"                   # CLOUDVAMP="NO" in the VM template opts a VM out
 OPT_OUT_VALUES = ("NO", "FALSE", "OFF", "0", "DISABLED")   # case-insensitive
+# read by the deploy action from the VM template; "NO" turns one balloon option off
+VM_AUTODEFLATE = "CLOUDVAMP_AUTODEFLATE"
+VM_FREE_PAGE_REPORTING = "CLOUDVAMP_FREE_PAGE_REPORTING"
+VM_BALLOON_STATS = "CLOUDVAMP_BALLOON_STATS"
 HOST_BASE_RESERVED_MEM = "CLOUDVAMP_BASE_RESERVED_MEM"  # admin's own RESERVED_MEM, kept aside

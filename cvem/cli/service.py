@@ -129,7 +129,8 @@ def status_document(report):
             "vm": st.vm_id, "name": st.name, "host": st.host_id, "state": st.state,
             "nominal_mib": _mib(st.nominal_kib), "current_mib": _mib(st.allocated_kib),
             "guest_used_mib": _mib(st.guest_used_kib), "source": st.guest_source,
-            "managed": st.managed, "reason": st.reason, "report_problem": st.report_problem})
+            "managed": st.managed, "reason": st.reason, "report_problem": st.report_problem,
+            "self_deflated_mib": _mib(st.self_deflated_kib)})
     return {"hosts": hosts, "vms": vms, "migrations": migration_rows(report)}
 
 

@@ -114,7 +114,8 @@ def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
 
     A guest is under pressure when it swaps in faster than ``pressure_swap_in_kib_s`` or its
     PSI full avg10 exceeds ``pressure_psi_full_avg10`` percent: both mean it is waiting for
-    memory now, whatever its used figure says.
+    memory now, whatever its used figure says. So is a guest that deflated its balloon on
+    its own (``self_deflated_kib``, deflate-on-OOM): what it took back is its deficit.
 
     A report is not used (``report_ok`` False, so the guards never shrink the VM) when the
     adapter rejected it (``report_problem``), when it is older than ``max_report_age_s`` on
@@ -156,6 +157,10 @@ def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
         if pressure[i]:
             # Swapped-out memory it is pulling back is memory it lacks.
             deficit[i] = float(g.swap_used_kib)
+        if v.self_deflated_kib > 0:
+            # It took memory back from its balloon rather than OOM-kill: it lacks at least that.
+            pressure[i] = True
+            deficit[i] = max(deficit[i], float(v.self_deflated_kib))
     obs = FleetObs(
         now_s=snapshot.now_s,
         vm_ids=np.array([v.vm_id for v in vms], dtype=np.int64),

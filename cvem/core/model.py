@@ -60,6 +60,8 @@ class VmView:
     guest: Optional[GuestReport] = None
     balloon_actual_kib: Optional[int] = None
     report_problem: Optional[str] = None  # why the guest report was rejected, if it was
+    # balloon above the target cloudvamp set: the guest deflated it itself (deflate-on-OOM)
+    self_deflated_kib: int = 0
 
 
 @dataclass(frozen=True)

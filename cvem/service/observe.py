@@ -64,6 +64,7 @@ class VmStatus:
     guest_used_kib: Optional[int] = None
     guest_source: Optional[str] = None
     report_problem: Optional[str] = None
+    self_deflated_kib: int = 0
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,46 @@ def probe_report(vm_id: int, mon: Mapping[str, str], nominal_kib: int,
     return report, None, mark, balloon
 
 
+SELF_DEFLATED_MIN_KIB = 4 * 1024  # below this, balloon rounding noise
+
+
+def self_deflated_kib(mon: Mapping[str, str], allocated_kib: Optional[int]) -> int:
+    """KiB the guest took back from its balloon itself (deflate-on-OOM), from the probe.
+
+    Only counted when the target the probe saw (recorded by the resize action) is the VM's
+    MEMORY now: a sample older than cvem's last resize would read a shrink as a deflation.
+    """
+    try:
+        deflated = _number(mon, keys.PROBE_SELF_DEFLATED_KIB, required=False)
+        target = _number(mon, keys.PROBE_BALLOON_TARGET_KIB, required=False)
+    except BadValue:
+        return 0
+    if deflated is None or target is None or target != allocated_kib:
+        return 0
+    return int(deflated) if deflated >= SELF_DEFLATED_MIN_KIB else 0
+
+
+def balloon_in_guest_total_kib(mon: Mapping[str, str]) -> int:
+    """KiB of balloon the guest still counts as its own memory.
+
+    A guest whose balloon may deflate on OOM does not take the balloon out of MemTotal (it
+    can take those pages back at any time), so MemTotal - MemAvailable, the used figure of
+    both the publisher and the probe, includes the whole balloon. Measured in the lab: a
+    512 MiB guest ballooned to 192 MiB shows MemTotal 468544 kB with deflate-on-OOM and
+    140864 kB without.
+    """
+    if mon.get(keys.PROBE_AUTODEFLATE) != "1":
+        return 0
+    try:
+        actual = _number(mon, keys.PROBE_BALLOON_ACTUAL_KIB, required=False)
+        maximum = _number(mon, keys.PROBE_MAX_KIB, required=False)
+    except BadValue:
+        return 0
+    if actual is None or maximum is None:
+        return 0
+    return int(max(maximum - actual, 0))
+
+
 # ------------------------------------------------------------------------ selection
 def why_unmanaged(vm: RawVm, host: Optional[RawHost], params: ServiceParams,
                   in_flight: bool) -> Optional[str]:
@@ -360,14 +401,23 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             guest, problem = p_guest, None
         elif guest is None:
             problem = f"{problem}; {p_problem}" if params.probe_fallback else problem
+        mon = read.monitoring.get(vm.vm_id, {})
+        counted = balloon_in_guest_total_kib(mon)
+        if guest is not None and counted:
+            used = max(guest.used_kib - counted, 0)
+            guest = replace(guest, used_kib=used, total_kib=max(guest.total_kib - counted, used, 1))
+        deflated = self_deflated_kib(mon, allocated) if p_guest is not None else 0
         views.append(VmView(vm_id=vm.vm_id, host_id=vm.host_id, nominal_kib=nominal,
                             allocated_kib=allocated, guest=guest, balloon_actual_kib=balloon,
-                            report_problem=problem))
+                            report_problem=problem, self_deflated_kib=deflated))
+        reason = guest.source if guest else f"no usable guest report: {problem_kind(problem)}"
+        if deflated:  # no figure here: the reason is a metric label and a VM attribute
+            reason += "; guest deflated its balloon itself (deflate-on-OOM): pressure"
         statuses.append(VmStatus(
             vm.vm_id, vm.name, vm.host_id, vm.host_name, state, nominal, allocated, True,
-            guest.source if guest else f"no usable guest report: {problem_kind(problem)}",
-            guest_used_kib=guest.used_kib if guest else None,
-            guest_source=guest.source if guest else None, report_problem=problem))
+            reason, guest_used_kib=guest.used_kib if guest else None,
+            guest_source=guest.source if guest else None, report_problem=problem,
+            self_deflated_kib=deflated))
     snapshot = Snapshot(now_s=now_s, hosts=tuple(host_views), vms=tuple(views))
     return Observation(snapshot=snapshot, statuses=tuple(statuses), raw_vms=raw_vms,
                        raw_hosts=hosts, marks=new_marks, lend_extra_kib=lend_extra)

@@ -145,6 +145,11 @@ class Service:
             elif st.vm_id in self._problems and st.managed:
                 LOG.info("vm=%d guest report usable again (%s)", st.vm_id, st.guest_source)
         self._problems = seen
+        for st in obs.statuses:
+            if st.managed and st.self_deflated_kib:
+                LOG.warning("vm=%d guest deflated its balloon on its own by %d MiB above "
+                            "MEMORY=%d MiB (deflate-on-OOM): pressure, growing it now",
+                            st.vm_id, to_mib(st.self_deflated_kib), to_mib(st.allocated_kib))
 
     def _write_show(self, obs: Observation, result: ApplyResult, now_s: float) -> int:
         if not self.params.show_attributes:

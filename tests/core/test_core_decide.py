@@ -122,3 +122,17 @@ def test_every_real_policy_runs_on_a_snapshot(policy_name):
         if a.vm_id in (1, 3):                       # starving / no report: never shrunk
             assert a.is_grow
     assert history.vm_ids.tolist() == [1, 2, 3, 4]
+
+
+def test_guest_that_deflated_its_balloon_grows_at_once_to_where_it_went():
+    """The policy wants 2 GiB and the guest uses little, but it took 1.5 GiB back from its
+    balloon (deflate-on-OOM) since cvem set 3 GiB: grow now, at least to 4.5 GiB."""
+    from dataclasses import replace
+    vm = replace(make_vm(1, alloc=3 * GIB, guest=make_guest(used=1 * GIB)),
+                 self_deflated_kib=int(1.5 * GIB))
+    plan, _ = decide(make_snapshot([vm]), FleetHistory(), decider())
+    [grow] = plan.actions
+    assert grow.is_grow and grow.reason == "pressure" and grow.to_kib >= int(4.5 * GIB)
+    # the same VM without the signal is shrunk by the policy
+    plan, _ = decide(make_snapshot([replace(vm, self_deflated_kib=0)]), FleetHistory(), decider())
+    assert plan.actions[0].action == "shrink"

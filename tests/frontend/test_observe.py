@@ -181,3 +181,60 @@ def test_probe_garbage_never_raises(mon):
     assert (report is None) != (problem is None)
     if report is not None:
         assert 0 <= report.used_kib <= report.total_kib
+
+
+def deflating_probe(actual, target, autodeflate="1", maximum=NOMINAL, **kw):
+    """Probe figures of a guest with deflate-on-OOM: its MemTotal (available) keeps the balloon."""
+    mon = probe(**kw)
+    mon.update({keys.PROBE_BALLOON_ACTUAL_KIB: str(actual), keys.PROBE_MAX_KIB: str(maximum),
+                keys.PROBE_AUTODEFLATE: autodeflate})
+    if target is not None:
+        mon.update({keys.PROBE_BALLOON_TARGET_KIB: str(target),
+                    keys.PROBE_SELF_DEFLATED_KIB: str(max(actual - target, 0))})
+    return mon
+
+
+def test_guest_that_deflated_its_balloon_is_under_pressure_and_says_so():
+    target = 2048 * 1024
+    vm = raw_vm(memory_mib=2048, user=guest(used=1_000_000 + 2048 * 1024))
+    mon = deflating_probe(actual=target + 300 * 1024, target=target)
+    obs = observe(cloud([vm], {1: mon}), P, {}, NOW)
+    view, status = obs.snapshot.vms[0], obs.statuses[0]
+    assert view.self_deflated_kib == 300 * 1024 and status.self_deflated_kib == 300 * 1024
+    assert "guest deflated its balloon itself (deflate-on-OOM): pressure" in status.reason
+    from cvem.core.fleet import obs_from_snapshot
+    columns, _ = obs_from_snapshot(obs.snapshot)
+    assert columns.pressure[0] and columns.deficit_kib[0] == 300 * 1024
+
+
+def test_self_deflation_needs_the_target_cvem_set_now():
+    vm = raw_vm(memory_mib=2048, user=guest())
+    # a sample from before cvem's last resize (recorded target 3072 MiB, MEMORY now 2048)
+    stale = deflating_probe(actual=3072 * 1024, target=3072 * 1024 - 0, autodeflate="0")
+    stale[keys.PROBE_SELF_DEFLATED_KIB] = str(500 * 1024)
+    assert observe(cloud([vm], {1: stale}), P, {}, NOW).snapshot.vms[0].self_deflated_kib == 0
+    # never resized by cloudvamp: no recorded target, no claim
+    unknown = deflating_probe(actual=3072 * 1024, target=None)
+    assert observe(cloud([vm], {1: unknown}), P, {}, NOW).snapshot.vms[0].self_deflated_kib == 0
+    # rounding noise is not pressure
+    noise = deflating_probe(actual=2048 * 1024 + 1024, target=2048 * 1024)
+    assert observe(cloud([vm], {1: noise}), P, {}, NOW).snapshot.vms[0].self_deflated_kib == 0
+
+
+def test_balloon_counted_in_a_deflate_on_oom_guest_total_is_taken_out_of_used():
+    """MemTotal - MemAvailable of such a guest includes its whole balloon (lab-measured)."""
+    balloon = NOMINAL - 2048 * 1024
+    vm = raw_vm(memory_mib=2048, user=guest(used=1_000_000 + balloon, total=4_000_000))
+    mon = deflating_probe(actual=2048 * 1024, target=2048 * 1024)
+    view = observe(cloud([vm], {1: mon}), P, {}, NOW).snapshot.vms[0]
+    assert view.guest.source == "onegate"
+    assert view.guest.used_kib == 1_000_000 and view.guest.total_kib == 4_000_000 - balloon
+    # the probe's own figures get the same correction when they are the source
+    probe_only = deflating_probe(actual=2048 * 1024, target=2048 * 1024,
+                                 usable=4_000_000 - 1_000_000 - balloon)
+    view = observe(cloud([raw_vm(memory_mib=2048)], {1: probe_only}), P, {}, NOW).snapshot.vms[0]
+    assert view.guest.source == "probe" and view.guest.used_kib == 1_000_000
+    # without deflate-on-OOM the balloon is already out of MemTotal: nothing is taken away
+    plain = deflating_probe(actual=2048 * 1024, target=2048 * 1024, autodeflate="0")
+    view = observe(cloud([vm], {1: plain}), P, {}, NOW).snapshot.vms[0]
+    assert view.guest.used_kib == 1_000_000 + balloon

@@ -170,20 +170,24 @@ def vm_reports(stdout):
 
 
 def fake_domain_xml(name, uuid, max_mib, current_mib, balloon=True, stats_period_s=None,
-                    running=True):
+                    running=True, recorded_target_mib=None):
+    """``recorded_target_mib``: the balloon target a cloudvamp resize left in the metadata."""
     balloon_xml = ""
     if balloon:
         stats = "" if stats_period_s is None else "<stats period='%d'/>" % stats_period_s
         balloon_xml = "<memballoon model='virtio'>%s</memballoon>" % stats
     return textwrap.dedent("""\
         <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-          <name>{name}</name><uuid>{uuid}</uuid>
+          <name>{name}</name><uuid>{uuid}</uuid>{metadata}
           <memory unit='MiB'>{max}</memory><currentMemory unit='MiB'>{cur}</currentMemory>
           <vcpu>1</vcpu><os><type>hvm</type></os>
           <devices>{balloon}</devices>
           {runstate}
         </domain>""").format(name=name, uuid=uuid, max=max_mib, cur=current_mib, balloon=balloon_xml,
-                            runstate="" if running else "<test:runstate>5</test:runstate>")
+                            runstate="" if running else "<test:runstate>5</test:runstate>",
+                            metadata="" if recorded_target_mib is None else
+                            "<metadata><cloudvamp:balloon xmlns:cloudvamp='urn:cloudvamp:balloon:1'"
+                            " target_kib='%d'/></metadata>" % (recorded_target_mib * 1024))
 
 
 def write_test_node(path, domains, host_memory_kib=16777216):

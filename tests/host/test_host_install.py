@@ -38,10 +38,10 @@ def test_layout(fake):
     remotes = fake.remotes
     assert os.readlink(remotes / "im/cloudvamp.d") == "kvm.d"
     vmm = remotes / "vmm/cloudvamp"
-    for name in ("deploy", "shutdown", "cancel", "reboot", "poll", "opennebula_vm.rb"):
+    for name in ("shutdown", "cancel", "reboot", "poll", "opennebula_vm.rb"):
         assert os.readlink(vmm / name) == "../kvm/" + name
         assert (vmm / name).resolve() == (remotes / "vmm/kvm" / name).resolve()
-    for name in ("resize", "migrate"):
+    for name in ("deploy", "resize", "migrate"):
         assert not (vmm / name).is_symlink() and os.access(vmm / name, os.X_OK)
     probes = remotes / "im/cloudvamp-probes.d"
     # categories we add to are real dirs with the kvm probes linked one by one
@@ -61,6 +61,7 @@ def test_layout(fake):
     assert "onehost sync -f" in result.stdout
     assert "onehost create <host> -i cloudvamp -v cloudvamp" in result.stdout
     assert 'MEMORY_RESIZE_MODE="BALLOONING"' in result.stdout and 'TOKEN="YES"' in result.stdout
+    assert "deflate-on-OOM" in result.stdout and "CLOUDVAMP_AUTODEFLATE=no" in result.stdout
 
 
 def test_config_blocks_parse_and_register_the_drivers(fake):

@@ -25,8 +25,16 @@ def test_host_keys_equal_cvem_keys():
 
 def test_every_probe_key_has_a_source():
     mapped = set(host_keys.MEMORY_STATS_TO_PROBE_KEY.values())
-    mapped |= {host_keys.PROBE_BALLOON_ACTUAL_KIB, host_keys.PROBE_MAX_KIB}
+    mapped |= {host_keys.PROBE_BALLOON_ACTUAL_KIB, host_keys.PROBE_MAX_KIB,
+               host_keys.PROBE_BALLOON_TARGET_KIB, host_keys.PROBE_SELF_DEFLATED_KIB,
+               host_keys.PROBE_AUTODEFLATE}
     assert mapped == set(host_keys.PROBE_KEYS)
+
+
+def test_deploy_switch_keys_equal_cvem_keys():
+    assert host_keys.VM_OPT_OUT == cvem.keys.OPT_OUT
+    for name in ("VM_AUTODEFLATE", "VM_FREE_PAGE_REPORTING", "VM_BALLOON_STATS"):
+        assert getattr(host_keys, name) == getattr(cvem.keys, name), name
 
 
 def test_host_library_imports_no_cvem():

@@ -150,3 +150,21 @@ def test_stats_period_set_on_domains_without_one(installed, node_uri):
     not produce an error; the lab tier checks that guest figures then flow for real."""
     result = run_probe(installed.remotes, VM_PROBE, driver_env(node_uri))
     assert "stats period" not in result.stderr
+
+
+def test_vm_probe_reports_a_guest_that_deflated_on_its_own(installed, tmp_path):
+    """The resize action records its target in the domain metadata; a balloon above it is a
+    guest that took memory back itself (deflate-on-OOM)."""
+    uri = hostkit.write_test_node(tmp_path / "node.xml", [
+        hostkit.fake_domain_xml("one-5", UUID_ONE_5, 4096, 2048, recorded_target_mib=1024),
+        hostkit.fake_domain_xml("one-6", UUID_ONE_6, 2048, 1024, recorded_target_mib=1024),
+        hostkit.fake_domain_xml("one-7", hostkit.UUID_ONE_7, 2048, 1024)])
+    result = run_probe(installed.remotes, VM_PROBE, driver_env(uri))
+    assert result.returncode == 0 and result.stderr == ""
+    reports = {vm: r["MONITOR"] for vm, r in vm_reports(result.stdout).items()}
+    assert reports["5"]["CLOUDVAMP_BALLOON_TARGET_KIB"] == str(1024 * 1024)
+    assert reports["5"]["CLOUDVAMP_SELF_DEFLATED_KIB"] == str(1024 * 1024)
+    assert reports["6"]["CLOUDVAMP_SELF_DEFLATED_KIB"] == "0"
+    # never resized by cloudvamp: no target known, so nothing is claimed
+    assert "CLOUDVAMP_BALLOON_TARGET_KIB" not in reports["7"]
+    assert "CLOUDVAMP_SELF_DEFLATED_KIB" not in reports["7"]

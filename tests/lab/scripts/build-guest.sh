@@ -27,6 +27,44 @@ for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
 done
 echo "BOOTED uptime=$(cut -d' ' -f1 /proc/uptime) balloon=$(ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep virtio | tr '\n' ,)"
 mount -t tmpfs -o size=100m tmpfs /tmp && dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>/dev/null
+# Memory hog for the deflate/free-page lab tests, asked for on the kernel command line:
+#   cloudvamp.hog=MIB cloudvamp.hog_below=KB cloudvamp.hold=S
+# Once MemAvailable is below KB (the host inflated the balloon), wait 3 s, then take MIB of
+# anonymous memory in 32 MiB parts (each the buffer of one dd, filled from /dev/zero; parts
+# pass the kernel's overcommit check where one big allocation would be refused outright),
+# hold them all together S seconds and free them. Steps print as HOG lines on the console.
+hog=; below=0; hold=20
+for arg in $(cat /proc/cmdline); do
+  case $arg in
+    cloudvamp.hog=*) hog=${arg#*=} ;; cloudvamp.hog_below=*) below=${arg#*=} ;;
+    cloudvamp.hold=*) hold=${arg#*=} ;;
+  esac
+done
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+if [ -n "$hog" ]; then
+  (
+    while [ "$(awk '/^MemAvailable:/{print $2}' /proc/meminfo)" -gt "$below" ]; do sleep 1; done
+    sleep 3   # let the host's balloon change finish first
+    echo "HOG START t=$(uptime_s) mib=$hog"
+    parts=$(( (hog + 31) / 32 )); part=0
+    while [ $part -lt $parts ]; do
+      dd if=/dev/zero bs=32M count=1 2>/dev/null | {
+        if [ "$(head -c 1 | wc -c)" = 1 ]; then
+          echo "HOG HELD part=$part t=$(uptime_s)"; : > /tmp/hog.$part
+          # all parts are held together: wait until every part is held or lost
+          while [ "$(ls /tmp/hog.* | wc -l)" -lt $parts ]; do sleep 1; done
+          sleep $hold
+        else
+          echo "HOG LOST part=$part t=$(uptime_s)"; : > /tmp/hog.$part
+        fi
+      } &
+      part=$((part + 1))
+    done
+    wait
+    sleep 1
+    echo "HOG END t=$(uptime_s) oom_kills=$(dmesg | grep -c 'Killed process')"
+  ) &
+fi
 i=0
 while true; do
   set -- $(grep -E '^(MemTotal|MemFree|MemAvailable):' /proc/meminfo | awk '{print $2}')

@@ -1,6 +1,7 @@
 """Set a running domain's balloon and wait until it has really moved."""
 
 import time
+import xml.etree.ElementTree as ElementTree
 
 from .driver_io import ActionError, log_info
 
@@ -51,6 +52,34 @@ def set_balloon(lv, dom, target_kib):
                 libvirt.VIR_DOMAIN_AFFECT_CONFIG)
 
 
+# The balloon target cloudvamp last set, kept in the domain's own (live) metadata: libvirt's
+# currentMemory follows the balloon's actual size once the guest deflates it on its own
+# (deflate-on-OOM), so it cannot tell the target any more. Metadata travels with migrations.
+TARGET_METADATA_URI = "urn:cloudvamp:balloon:1"
+TARGET_METADATA_KEY = "cloudvamp"
+
+
+def record_target(lv, dom, target_kib):
+    """Best effort: a resize that worked must not fail because its note could not be kept."""
+    libvirt = lv.libvirt
+    text = "<balloon target_kib='%d'/>" % int(target_kib)
+    try:
+        lv.call("setMetadata", dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, text,
+                TARGET_METADATA_KEY, TARGET_METADATA_URI, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except Exception as error:
+        log_info("could not record the balloon target in the domain metadata: %s" % error)
+
+
+def recorded_target_kib(domain_xml):
+    """The target :func:`record_target` kept, from a live domain XML; None if there is none."""
+    try:
+        node = ElementTree.fromstring(domain_xml).find(
+            "metadata/{%s}balloon" % TARGET_METADATA_URI)
+        return int(node.get("target_kib")) if node is not None else None
+    except (ElementTree.ParseError, TypeError, ValueError):
+        return None
+
+
 def wait_for_balloon(lv, dom, target_kib, tolerance_kib, timeout_s):
     """Poll until |actual - target| <= tolerance; return (actual_kib, seconds waited).
 
@@ -92,4 +121,5 @@ def resize_balloon(lv, dom, deploy_id, target_kib, restore_kib, settings):
             except Exception as error:  # the original failure is what matters to oned
                 log_info("could not set the balloon of %s back: %s" % (deploy_id, error))
         raise
+    record_target(lv, dom, target_kib)
     return actual_kib, time.monotonic() - started

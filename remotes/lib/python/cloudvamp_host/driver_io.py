@@ -69,15 +69,24 @@ def run_action(name, action, argv):
     finish(exit_code)
 
 
-def run_stock_kvm(action, argv, stdin_bytes, script_dir):
-    """Run ``<script_dir>/../kvm/<action>`` with our argv and stdin, passing its output through."""
+def call_stock_kvm(action, argv, stdin_bytes, script_dir):
+    """Run ``<script_dir>/../kvm/<action>`` with our argv and stdin; return its CompletedProcess."""
     stock = os.path.normpath(os.path.join(script_dir, "..", "kvm", action))
     if not os.access(stock, os.X_OK):
         raise ActionError("stock kvm action %s is missing or not executable" % stock)
-    completed = subprocess.run([stock] + list(argv[1:]), input=stdin_bytes,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run([stock] + list(argv[1:]), input=stdin_bytes,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def pass_through(completed):
+    """Hand a stock action's stdout and stderr on as ours; return its exit code."""
     sys.stdout.buffer.write(completed.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(completed.stderr)
     sys.stderr.flush()
     return completed.returncode
+
+
+def run_stock_kvm(action, argv, stdin_bytes, script_dir):
+    """Run ``<script_dir>/../kvm/<action>`` with our argv and stdin, passing its output through."""
+    return pass_through(call_stock_kvm(action, argv, stdin_bytes, script_dir))

@@ -37,6 +37,12 @@ class HostSettings:
     stats_period_s: int
     # libvirt URI of a migration destination, "{host}" is replaced by the host name.
     migrate_dest_uri: str
+    # deploy: what the virtio balloon of a new domain gets (a VM's template can only turn
+    # each one off). deflate-on-oom lets a guest take ballooned memory back instead of
+    # OOM-killing; free page reporting hands its free pages back to the host.
+    autodeflate: bool = True
+    free_page_reporting: bool = True
+    deploy_stats_period: bool = True
 
 
 def parse_rc_file(path):
@@ -83,6 +89,14 @@ def load_settings(environ=None, kvmrc_path=KVMRC_PATH, cloudvamprc_path=CLOUDVAM
             value = default
         return value if value > 0 else default
 
+    def flag(name, default):
+        raw = merged.get(name, "").strip().lower()
+        if raw in ("yes", "on", "true", "1"):
+            return True
+        if raw in ("no", "off", "false", "0"):
+            return False
+        return default
+
     qemu_protocol = merged.get("QEMU_PROTOCOL") or "qemu+ssh"
     return HostSettings(
         libvirt_uri=merged.get("LIBVIRT_URI") or "qemu:///system",
@@ -93,4 +107,7 @@ def load_settings(environ=None, kvmrc_path=KVMRC_PATH, cloudvamprc_path=CLOUDVAM
         stats_period_s=number("CLOUDVAMP_BALLOON_STATS_PERIOD_S", 10, int),
         migrate_dest_uri=merged.get("CLOUDVAMP_MIGRATE_DEST_URI")
         or qemu_protocol + "://{host}/system",
+        autodeflate=flag("CLOUDVAMP_AUTODEFLATE", True),
+        free_page_reporting=flag("CLOUDVAMP_FREE_PAGE_REPORTING", True),
+        deploy_stats_period=flag("CLOUDVAMP_DEPLOY_STATS_PERIOD", True),
     )
