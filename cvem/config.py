@@ -4,7 +4,9 @@ Sections: ``[cvem]`` (the service), ``[one]`` (how to reach oned), ``[guards]`` 
 the shared guards, see :class:`cvem.core.guards.GuardParams`), ``[policy:<name>]`` (the
 parameters of the policy named in ``[cvem] policy``), ``[migration]`` (overload protection:
 ``enabled`` plus :class:`cvem.core.migration.MigrationParams`) and ``[overload:<name>]``
-(the parameters of the detector named in ``[migration] detector``). Any unknown section or
+(the parameters of the detector named in ``[migration] detector``), ``[lend]`` (lending
+memory to the scheduler: :class:`cvem.lending.target.LendParams`) and ``[lend:<name>]`` (the
+parameters of the strategy named in ``[lend] strategy``). Any unknown section or
 key, and any value of the wrong type or out of range, is a
 :class:`~cvem.errors.ConfigError` naming it. Precedence: in-code defaults < file <
 command-line options. ``etc/cvem.conf`` is the commented reference.
@@ -166,6 +168,25 @@ def migration_switch(values: Mapping[str, Any]) -> MigrationSwitch:
                         "migration")
 
 
+def build_lending_config(values: Mapping[str, Any], strategies: Mapping[str, Mapping[str, Any]],
+                         lend_ratio: float = 1.0):
+    from .lending.base import load_strategy, strategy_class
+    from .lending.target import LendParams
+    params = build_params(LendParams, values, "lend")
+    name = params.strategy.strip()
+    for other, other_values in strategies.items():
+        strategy_class(other).from_config(other_values)   # fail early, naming the key
+    chosen = dict(strategies.get(name, {}))
+    if lend_ratio < 1.0:
+        if name not in ("none", "fixed"):
+            raise ConfigError(f"[cvem] lend_ratio={lend_ratio:g} conflicts with [lend] "
+                              f"strategy={name}; set [lend:fixed] lend_ratio instead")
+        name = "fixed"
+        chosen.setdefault("lend_ratio", lend_ratio)
+        params = replace(params, strategy=name)
+    return params, load_strategy(name, chosen)
+
+
 @dataclass(frozen=True)
 class Config:
     service: ServiceParams = field(default_factory=ServiceParams)
@@ -175,6 +196,13 @@ class Config:
     source: str = "(defaults)"
     migration: Mapping[str, str] = field(default_factory=dict)
     detectors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    lend: Mapping[str, str] = field(default_factory=dict)
+    lenders: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def build_lending(self):
+        """(LendParams, Strategy) from ``[lend]`` and ``[lend:<name>]``; ``[cvem] lend_ratio``
+        below 1 is the ``fixed`` strategy's ``lend_ratio`` (the key it replaces)."""
+        return build_lending_config(self.lend, self.lenders, self.service.lend_ratio)
 
     def build_migration(self):
         """(enabled, MigrationConfig) from ``[migration]`` and ``[overload:<name>]``."""
@@ -214,24 +242,29 @@ def parse_config(text: str, source: str = "<text>") -> Config:
     sections: Dict[str, Dict[str, Any]] = {s: dict(parser[s]) for s in parser.sections()}
     policies: Dict[str, Dict[str, str]] = {}
     detectors: Dict[str, Dict[str, str]] = {}
+    lenders: Dict[str, Dict[str, str]] = {}
     for name in list(sections):
         if name.startswith("policy:"):
             policies[name.split(":", 1)[1].strip()] = sections.pop(name)
         elif name.startswith("overload:"):
             detectors[name.split(":", 1)[1].strip()] = sections.pop(name)
-    unknown = sorted(set(sections) - {"cvem", "one", "guards", "migration"})
+        elif name.startswith("lend:"):
+            lenders[name.split(":", 1)[1].strip()] = sections.pop(name)
+    unknown = sorted(set(sections) - {"cvem", "one", "guards", "migration", "lend"})
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {', '.join('[%s]' % u for u in unknown)}"
                           "; known: [cvem], [one], [guards], [policy:<name>], [migration], "
-                          "[overload:<name>]")
+                          "[overload:<name>], [lend], [lend:<name>]")
     service = build_params(ServiceParams, sections.get("cvem", {}), "cvem")
     one = build_params(OneParams, sections.get("one", {}), "one")
     guards = sections.get("guards", {})
     build_params(GuardParams, guards, "guards")  # fail early, naming the key
     config = Config(service=service, one=one, guards=guards, policies=policies, source=source,
-                    migration=sections.get("migration", {}), detectors=detectors)
+                    migration=sections.get("migration", {}), detectors=detectors,
+                    lend=sections.get("lend", {}), lenders=lenders)
     config.build_decider()  # the policy exists and its parameters are valid
     config.build_migration()  # so do the detector and the migration settings
+    config.build_lending()    # and the lending strategy with its parameters
     return config
 
 

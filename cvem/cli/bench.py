@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
 import click
@@ -133,3 +134,92 @@ def scale(vms, hosts, series, with_pyone, json_path):
         with open(json_path, "w") as fh:
             json.dump(result, fh, indent=2)
         click.echo(f"wrote {json_path}", err=True)
+
+
+@bench.command("lend")
+@click.option("--traces", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Bitbrains-format trace folder; without it a generated 'mixed' cloud.")
+@click.option("--strategies", default=None,
+              help="Comma-separated lending strategies (default: all of `cvem lending`).")
+@click.option("--policies", default="default,vpa", show_default=True,
+              help="Comma-separated sizing policies.")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Replay only the first DAYS of the traces (default: all).")
+@click.option("--max-ratio", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="Arrivals from the pool, per fleet VM.")
+@click.option("--placement", type=click.Choice(["striping", "first-fit"]), default="striping",
+              show_default=True, help="How OpenNebula's scheduler picks among hosts that fit.")
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Parallel processes (default: up to 2).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every arm's figures and the target checks as JSON.")
+@click.option("--plot-dir", type=click.Path(file_okay=False), default=None,
+              help="Write the frontier plot (extra VMs vs host overload) here.")
+def lend(traces, strategies, policies, days, max_ratio, placement, jobs, json_path, plot_dir):
+    """Every lending strategy × policy in an admission run, on the traces and on A′.
+
+    OpenNebula's scheduler deploys VMs from a held-back pool wherever the strategy shows
+    room; cloudvamp resizes and migrates. Prints one table and the issue's targets.
+
+    \b
+    Example:
+      cvem bench lend --traces ../shared/traces/bitbrains-rnd-2013-8 --json lend.json --plot-dir plots
+    """
+    from ..bench.lend import (STRATEGIES, bench_specs, default_jobs, finite, format_lend_table,
+                              plot_frontier, run_lend_bench)
+    from ..lending.base import strategy_class
+    from ..sim.scheduler import AdmissionParams
+    started = time.monotonic()
+    try:
+        names = parse_policy_list(strategies) if strategies else list(STRATEGIES)
+        for name in names:
+            strategy_class(name)
+        pols = parse_policy_list(policies)
+        specs = bench_specs(traces, days, AdmissionParams(max_ratio=max_ratio,
+                                                          placement=placement))
+        report = run_lend_bench(specs, names, pols, jobs or default_jobs(),
+                                progress=lambda t: click.echo(
+                                    f"... {t[0].variant} {t[1] or 'static'}/{t[2]}", err=True))
+    except (CloudvampError, ValueError) as e:
+        raise click.ClickException(str(e))
+    click.echo(format_lend_table(report))
+    for variant, entry in report.items():
+        for policy, tg in entry["targets"].items():
+            best = tg["best"]
+            line = f"{variant} {policy}: best {best or '(none meets the safety targets)'}"
+            if best:
+                line += (f" +{tg['best_extra_vms_pct']:.1f} % VMs "
+                         f"(target ≥ +25 %: {'met' if tg['extra_target_met'] else 'missed'}); "
+                         f"a strategy ahead of fixed and every ScroogeVM strategy: "
+                         f"{'yes' if tg['ahead_of_fixed_and_scroogevm'] else 'no'}")
+            failed = {s: f for s, f in tg["failed_targets"].items() if f}
+            if failed:
+                line += "; failing: " + ", ".join(f"{s} ({'/'.join(f)})" for s, f in failed.items())
+            click.echo(line)
+    wall_s = time.monotonic() - started
+    click.echo(f"({wall_s:.1f} s)", err=True)
+    if plot_dir:
+        path = os.path.join(plot_dir, "lend-frontier.png")
+        plot_frontier(report, path)
+        click.echo(f"wrote {path}", err=True)
+    if json_path:
+        doc = {"wall_s": round(wall_s, 2), "workloads": {
+            v: {"spec": e["spec"],
+                "results": {a: {k: finite(x) for k, x in m.items()} for a, m in e["arms"].items()},
+                "targets": e["targets"]} for v, e in report.items()}}
+        with open(json_path, "w") as fh:
+            json.dump(doc, fh, indent=2, default=json_ready)
+        click.echo(f"wrote {json_path}", err=True)
+
+
+@cli.command("lending")
+def lending():
+    """List the lending strategies and their parameters (``[lend:<name>]``)."""
+    from ..core.params import describe_params
+    from ..lending.base import available_strategies, strategy_class
+    for name in available_strategies():
+        cls = strategy_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        click.echo(f"{name}: {doc[0] if doc else ''}")
+        for key, default, help_text in describe_params(cls.Params):
+            click.echo(f"    {key} = {default}  {help_text}")

@@ -285,7 +285,7 @@ def check_config(ctx):
     click.echo(f"{config.source}: OK (policy {s.policy}, period {s.period_s:g} s, "
                f"state_db {s.state_db}, live resize VM_MADs {', '.join(s.vm_mads)}, "
                f"lend_ratio {s.lend_ratio:g}{' (off)' if s.lend_ratio >= 1 else ''}, "
-               f"{_migration_summary(config)})")
+               f"lending {config.build_lending()[1].name}, {_migration_summary(config)})")
 
 
 def _migration_summary(config: Config) -> str:

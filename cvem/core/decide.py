@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..policies.base import Policy
+from .policy import Policy
 from .fleet import FleetHistory, FleetObs, HostColumns, obs_from_snapshot
 from .guards import LAST_CHANGE_COLUMN, REASONS, GuardParams, apply_guards, guard_initial_state
 from .model import Migrate, NeedsRoom, Plan, Resize, Snapshot

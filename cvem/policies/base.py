@@ -1,8 +1,7 @@
-"""The policy contract and the registry.
+"""The policy registry: built-in rules and site plug-ins, found by name.
 
-A policy turns one cycle's observations into a proposed allocation per VM. It never
-touches an adapter and keeps its memory in the state columns it declares; the shared
-guards (:mod:`cvem.core.guards`) and the planner run after it, whatever it proposes.
+The contract they implement, :class:`~cvem.core.policy.Policy`, lives in the decision core
+(re-exported here for plug-ins written against this module).
 
 Policies are found by name through the ``cloudvamp.policies`` entry-point group (see
 setup.cfg), so a site can ship its own in a separate package.
@@ -11,16 +10,10 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
-import numpy as np
-
-from ..core.fleet import FleetObs
-from ..core.guards import GuardParams
-from ..core.params import build_params
+from ..core.policy import Policy, StateColumns  # noqa: F401  (the contract, re-exported)
 from ..errors import ConfigError
-
-StateColumns = Dict[str, np.ndarray]
 
 _BUILTIN = {
     "none": "cvem.policies.none:NoReclaim",
@@ -30,38 +23,6 @@ _BUILTIN = {
     "oracle": "cvem.policies.oracle:Oracle",
     "default": "cvem.policies.default:Default",
 }
-
-
-class Policy:
-    """Base class. Subclasses set ``name``, ``Params`` and implement :meth:`propose`.
-
-    ``guard_defaults`` are the shared guards' settings this rule was designed with (its
-    cooldown, its step); operators can still override them in ``[guards]``.
-    """
-
-    name: ClassVar[str] = ""
-    Params: ClassVar[type]
-    guard_defaults: ClassVar[Mapping[str, Any]] = {}
-    simulation_only: ClassVar[bool] = False
-
-    def __init__(self, params: Any = None):
-        self.params = params if params is not None else build_params(self.Params, {}, self.name)
-
-    @classmethod
-    def from_config(cls, values: Optional[Mapping[str, Any]] = None) -> "Policy":
-        return cls(build_params(cls.Params, values or {}, f"policy:{cls.name}"))
-
-    def guard_params(self, overrides: Optional[Mapping[str, Any]] = None) -> GuardParams:
-        merged = dict(self.guard_defaults)
-        merged.update(overrides or {})
-        return build_params(GuardParams, merged, "guards")
-
-    def initial_state(self) -> StateColumns:
-        """State for one new VM: arrays of shape (1, ...)."""
-        return {}
-
-    def propose(self, obs: FleetObs, state: StateColumns) -> Tuple[np.ndarray, StateColumns]:
-        raise NotImplementedError
 
 
 def _registry() -> Dict[str, str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import Policy
+from ..core.policy import Policy
 
 
 class Cloudvamp2015(Policy):

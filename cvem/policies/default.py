@@ -49,7 +49,7 @@ import numpy as np
 
 from ..core.histogram import bucket_edges_kib, bucket_of, rebase
 from ..core.slot_ring import max_over, record_slot_max
-from .base import Policy
+from ..core.policy import Policy
 
 
 class Default(Policy):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.slot_ring import max_over, record_slot_max
-from .base import Policy
+from ..core.policy import Policy
 
 
 class MaxWindow(Policy):

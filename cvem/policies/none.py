@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Policy
+from ..core.policy import Policy
 
 
 class NoReclaim(Policy):

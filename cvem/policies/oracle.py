@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+from ..core.policy import Policy
 from ..errors import PolicyError
-from .base import Policy
 
 
 class Oracle(Policy):

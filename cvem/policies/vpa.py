@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.histogram import bucket_edges_kib, bucket_of, percentile_kib, rebase
-from .base import Policy
+from ..core.policy import Policy
 
 MB_IN_KIB = 1e6 / 1024.0
 

@@ -322,7 +322,7 @@ def build_host_view(host: RawHost, params: ServiceParams, now_s: float):
                                   host.total_mem_kib)
         current = parse_reserved_kib(host.reserved_mem, host.total_mem_kib)
         if base is not None and current is not None:
-            extra = max(current - base, 0)
+            extra = current - base   # negative: memory lent beyond the base
     physical = host.total_mem_kib
     free = None
     try:

@@ -29,6 +29,7 @@ from ..core.decide import decide, decide_with_migrations
 from ..core.guards import LAST_CHANGE_COLUMN
 from ..core.model import KIB_PER_MIB, Plan, Resize
 from ..errors import AdapterError, CloudvampError
+from ..lending.tracker import LendTracker
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
 from . import lend
 from .handover import Handover, build_record, merge_history, merge_inflight, merge_migrations
@@ -79,6 +80,8 @@ class Service:
         self.history = store.load_history()
         self.marks = store.load_marks()
         self.applier = Applier(cloud, store, self.params, clock=clock, throttle=throttle)
+        lend_params, strategy = config.build_lending()
+        self.lend_tracker = LendTracker(strategy, lend_params)
         self._problems: Dict[int, str] = {}
         self._failing: Optional[str] = None
         self._previous_history = None
@@ -184,25 +187,34 @@ class Service:
                          error.message)
         return written
 
-    def _lend(self, obs: Observation, allocated_mib: Dict[int, int], only_lower: bool,
+    def _lend(self, obs: Observation, allocated_mib: Dict[int, int], before_grows: bool,
               written: Dict[int, str]) -> None:
-        ratio = self.params.lend_ratio
-        if ratio >= 1.0 and not any(keys.HOST_BASE_RESERVED_MEM in h.template
-                                    and h.template[keys.HOST_BASE_RESERVED_MEM]
-                                    for h in obs.raw_hosts.values()):
+        tracker = self.lend_tracker
+        if tracker.strategy.name == "none" and not any(
+                h.template.get(keys.HOST_BASE_RESERVED_MEM) for h in obs.raw_hosts.values()):
             return
-        reclaimed = lend.reclaimed_kib_by_host(obs.raw_vms, allocated_mib)
-        updates = lend.host_updates(obs.raw_hosts, reclaimed, ratio, written, only_lower)
+        load = lend.managed_load(obs, allocated_mib)
+        grows: Optional[Dict[int, int]] = None
+        if before_grows:
+            grows = {}
+            for st in obs.statuses:
+                if st.vm_id in allocated_mib and st.host_id is not None and st.allocated_kib:
+                    grows[st.host_id] = grows.get(st.host_id, 0) + max(
+                        allocated_mib[st.vm_id] * KIB_PER_MIB - st.allocated_kib, 0)
+        updates = lend.host_updates(obs, tracker, load, grows, written)
         for host_id, attrs in updates.items():
-            if ratio >= 1.0 and host_id in written:
+            if keys.HOST_BASE_RESERVED_MEM in attrs and not attrs[keys.HOST_BASE_RESERVED_MEM] \
+                    and host_id in written:
                 continue
             try:
                 self.cloud.update_host_attributes(host_id, attrs)
                 if "RESERVED_MEM" in attrs:
                     written[host_id] = attrs["RESERVED_MEM"]
-                    LOG.info("host=%d lend: RESERVED_MEM=%r (reclaimed %d KiB, lend_ratio "
-                             "%.2f)", host_id, attrs["RESERVED_MEM"],
-                             reclaimed.get(host_id, 0), ratio)
+                    now = load.hosts.get(host_id)
+                    LOG.info("host=%d action=lend RESERVED_MEM=%r strategy=%s allocated_kib=%d "
+                             "booked_kib=%d", host_id, attrs["RESERVED_MEM"],
+                             tracker.strategy.name, now.allocated_kib if now else 0,
+                             now.booked_kib if now else 0)
             except OneCallFailed as error:
                 LOG.warning("host=%d cannot update RESERVED_MEM: %s", host_id, error.message)
 
@@ -296,6 +308,8 @@ class Service:
             report.timings_s["total_s"] = time.perf_counter() - t0
             return report
         self._log_report_problems(obs)
+        load = lend.managed_load(obs)
+        self.lend_tracker.observe(now_s, load.vm_host, load.vm_used_kib, load.hosts)
         # Write-ahead: the state this plan was made from (and the moves it starts, as in
         # flight), before acting on it. A crash before a migrate reaches oned shows up next
         # cycle as "back RUNNING on the source": failed, planned again later.

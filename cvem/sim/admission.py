@@ -20,7 +20,7 @@ could admit nothing) faces the same load as ``default``, and the question the be
 does the policy plus overload protection keep a host that holds more nominal memory than it
 has out of trouble? — is asked of all of them alike. ``none`` shows what that load costs
 without reclaim (its ``host_overcommit_pct``). Per-policy admission (how many VMs each policy
-would let in) is what ``extra_vms_pct`` estimates.
+would let in) is measured by the admission run of :mod:`cvem.sim.scheduler` (`cvem bench lend`).
 
 The queued VMs are copies of the workload's VMs with their demand rotated in time (so they
 are not clones of their originals), deployed one every ``interval_s`` after the warm-up,

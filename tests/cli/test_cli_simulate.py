@@ -59,6 +59,9 @@ def test_simulate_small_run_writes_json_and_png(runner, tmp_path):
     for name, metrics in doc["results"].items():
         assert set(METRIC_NAMES) <= set(metrics), name
         for key in METRIC_NAMES:
+            if key == "extra_vms_pct":   # measured by `cvem bench lend` only: null here
+                assert metrics[key] is None, name
+                continue
             assert isinstance(metrics[key], (int, float)), (name, key)  # NaN would be null
     assert doc["results"]["none"]["reclaimed_pct"] == 0
     assert doc["results"]["oracle"]["shortfall_interval_pct"] == 0

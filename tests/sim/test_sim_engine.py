@@ -50,7 +50,7 @@ def test_none_reclaims_nothing_and_is_never_short(suite_results):
     assert m["reclaimed_pct"] == 0.0
     assert m["shortfall_interval_pct"] == 0.0 and m["shortfall_gib_min"] == 0.0
     assert m["severe_events"] == 0 and m["resizes_per_vm_hour"] == 0.0
-    assert m["extra_vms_pct"] == pytest.approx(0.0)
+    assert np.isnan(m["extra_vms_pct"])   # measured by an admission run only
     s = suite_results["none"].series
     assert np.array_equal(s.alloc_kib, np.ceil(s.nominal_kib))
 
@@ -70,7 +70,8 @@ def test_every_metric_is_present_and_finite(suite_results, policy):
     assert set(METRIC_NAMES) <= set(m)
     for key in METRIC_NAMES:
         assert isinstance(m[key], (int, float)), key
-        assert math.isfinite(m[key]), key     # oracle_efficiency is NaN only if oracle reclaims 0
+        if key != "extra_vms_pct":            # measured by admission runs only
+            assert math.isfinite(m[key]), key  # oracle_efficiency is NaN only if oracle reclaims 0
     assert 0 <= m["reclaimed_pct"] <= 100 and 0 <= m["shortfall_interval_pct"] <= 100
     assert 0 <= m["host_overload_pct"] <= 100 and m["severe_events"] >= 0
 
@@ -175,17 +176,9 @@ def test_reaction_p95_uses_the_scenario_surges():
     assert m["reaction_p95_s"] == pytest.approx(np.percentile([120, 0], 95))
 
 
-def test_static_allocation_admits_no_extra_vms():
+def test_extra_vms_are_measured_never_estimated():
     s = tiny_series()
-    s.alloc_kib[:] = s.nominal_kib
-    s.capacity_kib[:] = 8 * GIB
+    s.alloc_kib[:] = s.nominal_kib / 2
     m = compute_metrics(s)
-    assert m["extra_vms_pct"] == pytest.approx(0.0)
-    assert m["reclaimed_pct"] == 0.0 and m["resizes_per_vm_hour"] == 0.0
-
-
-def test_half_the_allocation_admits_twice_the_vms():
-    s = tiny_series()
-    s.capacity_kib[:] = 6 * GIB                  # exactly Σ nominal: k_static = 1
-    s.alloc_kib[:] = s.nominal_kib / 2           # k = 2
-    assert compute_metrics(s)["extra_vms_pct"] == pytest.approx(100.0)
+    assert np.isnan(m["extra_vms_pct"])          # no admission run: not measured
+    assert m["resizes_per_vm_hour"] == 0.0
