@@ -126,6 +126,7 @@ period_s = 5
 state_db = {state_db}
 live_resize_vm_mads = cloudvamp
 probe_fallback = yes
+metrics_address =
 [one]
 endpoint = {endpoint}
 auth_file = {auth}
