@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -17,14 +18,25 @@ from ..sim.engine import CloudConfig, RunResult
 from ..sim.suite import DEFAULT_POLICIES, run_suite, workload_summary
 from ..sim.workloads import SCENARIOS, Workload, generate, read_bitbrains
 
-BASELINES = ("vpa", "max-window", "cloudvamp2015")
+BASELINES = ("vpa", "max-window", "cloudvamp2015", "mom", "proxmox")
+
+# The targets of issue 11 for ``default`` (docs/policy.md): scored from day 1, honest guests.
+TARGETS = (("oracle_efficiency_pct", ">=", 85.0, "of the oracle's reclaim"),
+           ("shortfall_interval_pct", "<=", 0.05, "VM-intervals short"),
+           ("severe_events", "<=", "vpa", "severe events (no more than vpa)"),
+           ("resizes_per_vm_hour", "<=", 0.5, "resizes per VM-hour"))
+
+
+INFLATE = 1.5   # A′: page cache counted as demand (peers.md §8.1)
 
 
 def bench_workloads(traces: Optional[str], scenario_vms: int, scenario_days: float,
-                    scenario_step_s: float, seed: int) -> List[Workload]:
+                    scenario_step_s: float, seed: int, inflated: bool = True) -> List[Workload]:
     loads = []
     if traces:
         loads.append(read_bitbrains(traces, step_s=300.0))
+        if inflated:
+            loads.append(read_bitbrains(traces, step_s=300.0, inflate=INFLATE))
     for name in SCENARIOS:
         loads.append(generate(name, vms=scenario_vms, days=scenario_days,
                               step_s=scenario_step_s, seed=seed))
@@ -51,6 +63,23 @@ def compare(results: Dict[str, RunResult]) -> Dict[str, Dict[str, float]]:
     return out
 
 
+def check_targets(results: Dict[str, Dict[str, float]], policy: str = "default"):
+    """[(metric, value, goal, met, words)] for ``policy`` against :data:`TARGETS`."""
+    if policy not in results:
+        return []
+    m = results[policy]
+    rows = []
+    for key, op, goal, words in TARGETS:
+        if isinstance(goal, str):
+            if goal not in results:
+                continue
+            goal = results[goal][key]
+        value = m[key]
+        met = value >= goal if op == ">=" else value <= goal
+        rows.append((key, float(value), float(goal), bool(met), f"{op} {goal:g} {words}"))
+    return rows
+
+
 def run_bench(workloads: List[Workload], policies=DEFAULT_POLICIES, cloud=CloudConfig(),
               plot_dir: Optional[str] = None, progress=None):
     report = {}
@@ -61,6 +90,7 @@ def run_bench(workloads: List[Workload], policies=DEFAULT_POLICIES, cloud=CloudC
         entry = {"workload": workload_summary(w, cloud),
                  "results": {n: dict(r.metrics) for n, r in results.items()},
                  "compare": compare(results)}
+        entry["targets"] = check_targets(entry["results"])
         if plot_dir:
             entry["plots"] = _plots(w, results, plot_dir)
         report[w.name] = entry
@@ -68,15 +98,15 @@ def run_bench(workloads: List[Workload], policies=DEFAULT_POLICIES, cloud=CloudC
 
 
 def _plots(w: Workload, results: Dict[str, RunResult], plot_dir: str) -> List[str]:
-    from ..sim.plots import plot_overview, plot_vm_example
+    from ..sim.plots import plot_overview, plot_vm_example, vm_plot_name
     os.makedirs(plot_dir, exist_ok=True)
-    stem = w.name.replace(":", "-")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", w.name)
     overview = os.path.join(plot_dir, f"{stem}-overview.png")
     plot_overview(results, overview, title=w.name)
     # The VM that moves most (largest demand range) shows the policies' behaviour best.
     spread = np.ptp(w.demand_kib, axis=1)
     vm = int(np.argmax(spread))
-    example = os.path.join(plot_dir, f"{stem}-vm{vm}.png")
     vm_name = list(w.vm_names)[vm] if len(w.vm_names) else str(vm)
+    example = os.path.join(plot_dir, vm_plot_name(stem, vm_name))
     plot_vm_example(results, vm, example, title=f"{w.name}, VM {vm_name}")
     return [overview, example]

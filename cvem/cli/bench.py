@@ -26,13 +26,21 @@ from .simulate import format_table, json_ready
 @click.option("--scenario-step-s", type=click.FloatRange(min=1), default=10.0, show_default=True,
               help="Control period of the built-in scenarios (traces always use 300 s).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Generator seed.")
+@click.option("--host-gib", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Physical memory per host (default: sized from the workload; a VM larger "
+                   "than a host gets a host of its own size).")
+@click.option("--reserve-gib", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Host memory kept for the host OS and qemu.")
+@click.option("--inflated/--no-inflated", default=True, show_default=True,
+              help="With --traces, also the page-cache workload A′ (demand × 1.5, capped at "
+                   "provisioned; peers.md §8.1).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write every workload's metrics, comparisons and plot paths as JSON.")
 @click.option("--plot-dir", type=click.Path(file_okay=False), default=None,
               help="Write per-workload PNGs: overview (allocation vs demand, frontier) and a VM.")
 @click.pass_context
 def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, seed,
-          json_path, plot_dir):
+          host_gib, reserve_gib, inflated, json_path, plot_dir):
     """Every policy on the same workloads in one run: tables, ratios, plots.
 
     \b
@@ -42,11 +50,16 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
     if ctx.invoked_subcommand is not None:
         return
     from ..bench.policies import bench_workloads, run_bench
+    from ..sim.engine import CloudConfig
+    from ..sim.workloads import GIB
     started = time.monotonic()
     try:
         names = parse_policy_list(policies)
-        loads = bench_workloads(traces, scenario_vms, scenario_days, scenario_step_s, seed)
-        report = run_bench(loads, names, plot_dir=plot_dir,
+        cloud = CloudConfig(host_physical_kib=host_gib * GIB if host_gib else None,
+                            host_reserve_kib=reserve_gib * GIB)
+        loads = bench_workloads(traces, scenario_vms, scenario_days, scenario_step_s, seed,
+                                inflated=inflated)
+        report = run_bench(loads, names, cloud=cloud, plot_dir=plot_dir,
                            progress=lambda w: click.echo(f"... {w.name}", err=True))
     except (CloudvampError, ValueError) as e:
         raise click.ClickException(str(e))
@@ -58,16 +71,26 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
         s = entry["workload"]
         click.echo(f"\n== {wname}: {s['vms']} VMs, {s['hosts']} hosts, {s['steps']} × {s['step_s']:g} s")
         click.echo(format_table({n: _R(m) for n, m in entry["results"].items()}))
+        warm = {n: m for n, m in entry["results"].items() if "warmup_reclaimed_pct" in m}
+        if warm:
+            click.echo("  warm-up (each VM's first day, not in the figures above; reclaim % / "
+                       "short % / severe): " + ", ".join(
+                           f"{n} {m['warmup_reclaimed_pct']:.1f}/{m['warmup_shortfall_interval_pct']:.3f}"
+                           f"/{m['warmup_severe_events']}" for n, m in warm.items()))
         if "default" in entry["compare"]:
             c = entry["compare"]["default"]
             parts = [f"default vs oracle {c['oracle_efficiency_pct']:.1f}%"]
-            for b in ("vpa", "max-window", "cloudvamp2015"):
+            for b in ("vpa", "max-window", "cloudvamp2015", "mom", "proxmox"):
                 if f"dominates_{b}" in c:
                     sev = c[f"severe_ratio_{b}"]
                     parts.append(f"{b}: reclaim {c[f'reclaim_minus_{b}']:+.1f} pts, "
                                  f"dominates={c[f'dominates_{b}']}, "
                                  f"severe ÷{'inf' if math.isinf(sev) else format(sev, '.1f')}")
             click.echo("  " + " | ".join(parts))
+        if entry.get("targets") and wname.startswith("traces:"):
+            click.echo("  targets for default: " + "; ".join(
+                f"{key} {value:.3g} {'MET' if met else 'MISSED'} ({goal_words})"
+                for key, value, _goal, met, goal_words in entry["targets"]))
     wall_s = time.monotonic() - started
     click.echo(f"({wall_s:.1f} s)", err=True)
     if json_path:
@@ -78,6 +101,8 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
                 "compare": {n: {k: (None if isinstance(v, float) and (math.isnan(v) or math.isinf(v))
                                     else json_ready(v)) for k, v in c.items()}
                             for n, c in e["compare"].items()},
+                "targets": [{"metric": k, "value": v, "goal": g, "met": met, "words": words}
+                            for k, v, g, met, words in e.get("targets", [])],
                 "plots": e.get("plots", [])}
             for w, e in report.items()}}
         with open(json_path, "w") as fh:

@@ -3,7 +3,7 @@ over a per-object :class:`~cvem.core.model.Snapshot` for the front-end.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -40,6 +40,8 @@ class Decider:
         return self._initial
 
     def cycle(self, obs: FleetObs, hosts: HostColumns, history: FleetHistory) -> CycleColumns:
+        if obs.hosts is None:
+            obs = replace(obs, hosts=hosts)
         history = history.aligned(obs.vm_ids, self._initial)
         state = history.select("policy")
         proposed, new_state = self.policy.propose(obs, state)

@@ -12,6 +12,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from .guest_signals import PressureThresholds, read_guest_figures
 from .model import Snapshot
 
 
@@ -29,6 +30,9 @@ class FleetObs:
     pressure: np.ndarray        # bool, guest swaps in / PSI full / was short last period
     deficit_kib: np.ndarray     # float64 >= 0, memory the guest lacked (swap growth estimate)
     future_need_kib: Optional[np.ndarray] = None  # simulation only: the oracle's knowledge
+    # The hosts the VMs run on (``host_index`` points into them), for host-level rules such
+    # as MoM's and Proxmox's; the decision cycle fills it in.
+    hosts: Optional["HostColumns"] = None
 
     @property
     def size(self) -> int:
@@ -107,15 +111,18 @@ class FleetHistory:
 DEFAULT_MAX_REPORT_AGE_S = 180.0
 
 
-def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
-                      pressure_swap_in_kib_s: float = 256.0,
+def obs_from_snapshot(snapshot: Snapshot,
+                      pressure_psi_full_avg10: float = PressureThresholds.psi_full_avg10,
+                      pressure_swap_in_kib_s: float = PressureThresholds.swap_in_kib_s,
                       max_report_age_s: float = DEFAULT_MAX_REPORT_AGE_S):
     """Columns from a per-object snapshot, plus the host columns.
 
-    A guest is under pressure when it swaps in faster than ``pressure_swap_in_kib_s`` or its
-    PSI full avg10 exceeds ``pressure_psi_full_avg10`` percent: both mean it is waiting for
-    memory now, whatever its used figure says. So is a guest that deflated its balloon on
-    its own (``self_deflated_kib``, deflate-on-OOM): what it took back is its deficit.
+    Guest figures are read by :func:`~cvem.core.guest_signals.read_guest_figures`, the same
+    reading the simulator's guests go through: a guest is under pressure when it swaps in
+    faster than ``pressure_swap_in_kib_s`` or its PSI full avg10 exceeds
+    ``pressure_psi_full_avg10`` percent, and then its swap in use is its deficit. So is a guest
+    that deflated its balloon on its own (``self_deflated_kib``, deflate-on-OOM): what it took
+    back is its deficit.
 
     A report is not used (``report_ok`` False, so the guards never shrink the VM) when the
     adapter rejected it (``report_problem``), when it is older than ``max_report_age_s`` on
@@ -137,30 +144,33 @@ def obs_from_snapshot(snapshot: Snapshot, pressure_psi_full_avg10: float = 1.0,
     )
     vms = [v for v in snapshot.vms if v.host_id in host_pos]
     n = len(vms)
-    used = np.full(n, np.nan)
-    ok = np.zeros(n, dtype=bool)
-    pressure = np.zeros(n, dtype=bool)
-    deficit = np.zeros(n)
+    valid = np.zeros(n, dtype=bool)
+    used_in = np.full(n, np.nan)
+    swap_used = np.zeros(n)
+    swap_in = np.zeros(n)
+    psi_full = np.full(n, np.nan)
+    self_deflated = np.zeros(n)
     for i, v in enumerate(vms):
         g = v.guest
         if g is None or v.report_problem is not None:
             continue
         if not (snapshot.now_s - g.sampled_at_s <= max_report_age_s):
             continue  # stale: the guest stopped publishing (or the time is unknown)
-        if not (np.isfinite(g.used_kib) and g.used_kib >= 0):
-            continue  # malformed
-        used[i] = g.used_kib
-        ok[i] = True
-        swapping = g.swap_in_kib_s > pressure_swap_in_kib_s
-        stalled = g.psi_full_avg10 is not None and g.psi_full_avg10 > pressure_psi_full_avg10
-        pressure[i] = swapping or stalled
-        if pressure[i]:
-            # Swapped-out memory it is pulling back is memory it lacks.
-            deficit[i] = float(g.swap_used_kib)
-        if v.self_deflated_kib > 0:
-            # It took memory back from its balloon rather than OOM-kill: it lacks at least that.
-            pressure[i] = True
-            deficit[i] = max(deficit[i], float(v.self_deflated_kib))
+        valid[i] = True
+        used_in[i] = g.used_kib
+        swap_used[i] = g.swap_used_kib
+        swap_in[i] = g.swap_in_kib_s
+        if g.psi_full_avg10 is not None:
+            psi_full[i] = g.psi_full_avg10
+        self_deflated[i] = max(float(v.self_deflated_kib), 0.0)
+    thresholds = PressureThresholds(psi_full_avg10=pressure_psi_full_avg10,
+                                    swap_in_kib_s=pressure_swap_in_kib_s)
+    used, ok, pressure, deficit = read_guest_figures(valid, used_in, swap_used, swap_in,
+                                                     psi_full, thresholds)
+    # It took memory back from its balloon rather than OOM-kill: it lacks at least that.
+    took_back = ok & (self_deflated > 0)
+    pressure = pressure | took_back
+    deficit = np.where(took_back, np.maximum(deficit, self_deflated), deficit)
     obs = FleetObs(
         now_s=snapshot.now_s,
         vm_ids=np.array([v.vm_id for v in vms], dtype=np.int64),

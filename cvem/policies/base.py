@@ -22,6 +22,8 @@ _BUILTIN = {
     "max-window": "cvem.policies.max_window:MaxWindow",
     "oracle": "cvem.policies.oracle:Oracle",
     "default": "cvem.policies.default:Default",
+    "mom": "cvem.policies.mom:MomDefault",
+    "proxmox": "cvem.policies.proxmox:ProxmoxAutoBalloon",
 }
 
 

@@ -36,8 +36,22 @@ Design (measurements and plots in docs/policy.md):
   trades reclaim for shortfall at the same rate the cost does), so it is left to sites
   whose guests run strict daily jobs.
 
-Target = max(level, habit, need × (1 + margin_ratio) + surge_weight × surge). The shared
-guards then apply the floor, ceiling, pressure growth, gradual shrink, cooldown and step.
+* **Starved levels are remembered** (``starved_half_life_s``): when a guest reports
+  pressure with a deficit above ``starved_min_ratio`` of its need (or 256 MiB), the level it
+  needed (used + swapped) becomes a floor, × (1 + ``starved_margin_ratio``), decaying with
+  that half-life. A guest is not starved twice at the same level: most severe shortfalls on
+  the traces are at a level the VM had already reached, and a VM that starved once at a
+  level tends to go back there.
+* **Hysteresis band** (``shrink_band_ratio``, ``grow_headroom_ratio``): the allocation is
+  held while it lies between the target and target × (1 + band); outside, it goes to
+  target × (1 + headroom). One resize then lasts while the need wanders inside the band
+  (each resize is an oned history record and a driver call), and the slack inside the band
+  absorbs part of the next rise. On a host with less than ``tight_room_ratio`` of its memory
+  unallocated the band narrows to the headroom: slack is free only while the host has room.
+
+Target = max(level, habit, starved floor, need × (1 + margin_ratio) + surge_weight × surge),
+then the band. The shared guards then apply the floor, ceiling, pressure growth, gradual
+shrink, cooldown and step.
 Nothing here is per-VM configuration: every VM starts from the same parameters and learns
 its own margins from what it does.
 """
@@ -94,6 +108,28 @@ class Default(Policy):
             "min": 1.0, "help": "rises are aggregated per window (largest one kept)"})
         deficit_weight: float = field(default=1.5, metadata={
             "min": 0.0, "max": 10.0, "help": "surge learned from a shortfall, × deficit"})
+        starved_half_life_s: float = field(default=7 * 86400.0, metadata={
+            "min": 0.0,
+            "help": "how long a level at which the guest was short stays held (0: off): a "
+                    "guest is not starved twice at the same level"})
+        starved_min_ratio: float = field(default=0.10, metadata={
+            "min": 0.0, "max": 1.0,
+            "help": "a level is remembered only when the guest lacked more than this "
+                    "fraction of it (or 256 MiB)"})
+        starved_margin_ratio: float = field(default=0.10, metadata={
+            "min": 0.0, "max": 2.0, "help": "headroom above a remembered starved level"})
+        grow_headroom_ratio: float = field(default=0.10, metadata={
+            "min": 0.0, "max": 2.0,
+            "help": "a resize goes to the target plus this fraction, so the next need not "
+                    "follow at once (fewer resizes)"})
+        shrink_band_ratio: float = field(default=0.40, metadata={
+            "min": 0.0, "max": 5.0,
+            "help": "hold the allocation while it is at most this fraction above the "
+                    "target (0: follow the target)"})
+        tight_room_ratio: float = field(default=0.30, metadata={
+            "min": 0.0, "max": 1.0,
+            "help": "a host with less unallocated memory than this share is tight: the band "
+                    "narrows to the headroom there"})
         habit_days: int = field(default=0, metadata={
             "min": 0, "max": 28, "help": "days of time-of-day peaks remembered (0: off)"})
         habit_slot_s: float = field(default=1800.0, metadata={
@@ -126,7 +162,8 @@ class Default(Policy):
                 "rise_window_start_s": np.full(1, -np.inf),
                 "rise_window_bucket": np.full(1, -1, dtype=np.int64),
                 "rise_window_regime": np.zeros(1, dtype=np.int64),
-                "activity_kib": np.zeros(1), "regime": np.zeros(1, dtype=np.int64)}
+                "activity_kib": np.zeros(1), "regime": np.zeros(1, dtype=np.int64),
+                "starved_kib": np.zeros(1)}
 
     def _habit(self, obs, need, seen, ring, last_slot):
         """Record this cycle's need in its slot; return the habit peak ahead (NaN if none)."""
@@ -239,6 +276,13 @@ class Default(Policy):
             surge = np.fmax(surge, learned)
 
         target = np.fmax(level, need * (1.0 + p.margin_ratio) + p.surge_weight * surge)
+        starved = state["starved_kib"]
+        if p.starved_half_life_s > 0:
+            starved = starved * np.exp2(-dt / p.starved_half_life_s)
+            hungry = obs.pressure & seen & ((obs.deficit_kib > p.starved_min_ratio * need)
+                                            | (obs.deficit_kib > 256 * 1024.0))
+            starved = np.where(hungry, np.fmax(starved, need), starved)
+            target = np.fmax(target, starved * (1.0 + p.starved_margin_ratio))
         new_state = {"level_kib": level, "surge_kib": surge,
                      "last_need_kib": np.where(seen, need, state["last_need_kib"]),
                      "last_s": np.where(seen, now, state["last_s"]),
@@ -246,10 +290,36 @@ class Default(Policy):
                      "rise_hist": hist, "rise_ref_s": ref,
                      "rise_window_start_s": window[0], "rise_window_bucket": window[1],
                      "rise_window_regime": window[2], "activity_kib": activity,
-                     "regime": regime}
+                     "regime": regime, "starved_kib": starved}
         if p.habit_days > 0:
             habit, ring, slot = self._habit(obs, need, seen, state["habit"], state["habit_slot"])
             target = np.fmax(target, habit)
             new_state["habit"], new_state["habit_slot"] = ring, slot
+        target = self._with_hysteresis(target, obs.allocated_kib.astype(np.float64),
+                                       self._host_tight(obs))
         target = np.where(seen, target, obs.nominal_kib.astype(np.float64))
         return target, new_state
+
+    def _with_hysteresis(self, target, alloc, tight):
+        """Hold the allocation inside [target, target × (1 + shrink_band)]; outside it, go to
+        target × (1 + grow_headroom). Each resize is an oned history record and a driver
+        call: a band makes one resize last while the need wanders inside it. On a ``tight``
+        host the band narrows to the headroom: slack is free only while the host has room."""
+        p = self.params
+        if p.shrink_band_ratio <= 0 and p.grow_headroom_ratio <= 0:
+            return target
+        band = np.where(tight, min(p.grow_headroom_ratio, p.shrink_band_ratio),
+                        p.shrink_band_ratio)
+        inside = (alloc >= target) & (alloc <= target * (1.0 + band))
+        return np.where(inside, alloc, target * (1.0 + p.grow_headroom_ratio))
+
+    def _host_tight(self, obs):
+        """[vm] True where the VM's host has less than ``tight_room_ratio`` of its usable
+        memory unallocated (unknown hosts are never tight)."""
+        hosts = obs.hosts
+        if hosts is None or hosts.usable_kib is None or not hosts.size:
+            return np.zeros(obs.size, dtype=bool)
+        usable = hosts.usable_kib.astype(np.float64)
+        room = usable - hosts.allocated_kib.astype(np.float64)
+        tight = room < self.params.tight_room_ratio * usable
+        return tight[obs.host_index]

@@ -31,18 +31,19 @@ import numpy as np
 
 from ..core.decide import Decider
 from ..core.fleet import FleetHistory, FleetObs, HostColumns
+from ..core.guest_signals import read_guest_figures
 from ..core.migration import (MIGRATION_REASONS, MigrationState, load_migration_config,
                               plan_migrations, settle)
 from ..core.planner import PHASE_NONE, PlanColumns
 from ..core.policy import Policy
 from .admission import Admitted, admit
+from .guests import GuestFigures, guest_figures
 from .metrics import RunSeries, compute_metrics
 from .placement import Placement, first_fit
 from .workloads import GIB, Workload, default_host_kib
 
 LOG = logging.getLogger(__name__)
 
-SHORT_TOLERANCE_KIB = 1024.0  # below 1 MiB a "shortfall" is rounding, not a starving guest
 PING_PONG_WINDOW_S = 3600.0
 
 
@@ -51,6 +52,7 @@ class CloudConfig:
     host_physical_kib: Optional[float] = None   # None: sized from the workload
     host_reserve_kib: float = 2 * GIB            # host OS + qemu overhead kept out of MAX_MEM
     balloon_kib_s: float = 1 * GIB               # virtio-balloon speed (peers.md §6.2)
+    guest_swap: bool = True                      # guests have swap (see sim/guests.py)
     # Overload protection: live migration when a host owes grows or is forecast over.
     migrations: bool = True
     migration_bandwidth_kib_s: float = 1 * GIB   # peers.md §8.1; Neat worst case 10 MB/s
@@ -106,7 +108,7 @@ class _Replay:
     decider: Decider
     deploy_step: np.ndarray        # [vm] period the VM is deployed (0: from the start)
     live_at: np.ndarray            # [t] how many VMs (a prefix) exist in period t
-    first_report: Optional[np.ndarray]  # [vm] period of its first guest report (traces)
+    present_from: np.ndarray       # [vm] first period the VM exists (its trace starts, or deployed)
     oracle_need: Optional[np.ndarray]   # [vm, t] for the oracle only
     usable_kib: np.ndarray         # [host] physical minus reserve
     max_mem_kib: np.ndarray        # [host] MAX_MEM, with what admission lent
@@ -126,8 +128,7 @@ class _Replay:
     migrations: int = 0
     ping_pong: int = 0
     migrated_kib: float = 0.0
-    prev_demand: Optional[np.ndarray] = None  # what the guests needed last period
-    prev_alloc: Optional[np.ndarray] = None   # and what they had
+    reports: Optional[GuestFigures] = None   # what each guest published last period
     admission: Optional[object] = None        # cvem.sim.scheduler.Admission, or None
 
     @property
@@ -138,7 +139,6 @@ class _Replay:
 def _start(admitted: Admitted, policy: Policy, cloud: CloudConfig) -> _Replay:
     workload, placement = admitted.workload, admitted.placement
     n_vm, n_steps, n_host = workload.vms, workload.steps, placement.hosts
-    first_report = workload.info.get("first_report_step")
     mig_cfg = None
     if cloud.migrations:
         mig_cfg = load_migration_config(
@@ -151,7 +151,7 @@ def _start(admitted: Admitted, policy: Policy, cloud: CloudConfig) -> _Replay:
         workload=workload, placement=placement, cloud=cloud, decider=Decider(policy),
         deploy_step=admitted.deploy_step,
         live_at=np.searchsorted(admitted.deploy_step, np.arange(n_steps), side="right"),
-        first_report=np.asarray(first_report) if first_report is not None else None,
+        present_from=_present_from(workload, admitted.deploy_step),
         oracle_need=oracle_need,
         usable_kib=placement.capacity_kib.astype(np.int64),
         max_mem_kib=(placement.capacity_kib + admitted.lent_kib).astype(np.int64),
@@ -163,6 +163,17 @@ def _start(admitted: Admitted, policy: Policy, cloud: CloudConfig) -> _Replay:
         host_alloc=np.empty((n_host, n_steps), dtype=np.float64),
         dest=np.full(n_vm, -1, dtype=np.int64), done_step=np.zeros(n_vm, dtype=np.int64),
         last_move_step=np.full(n_vm, -10**9, dtype=np.int64))
+
+
+def _present_from(workload: Workload, deploy_step: np.ndarray) -> np.ndarray:
+    """[vm] the first period each VM exists: a trace VM from its first sample, an admitted
+    one from its deployment."""
+    present = np.array(deploy_step, dtype=np.int64)
+    traced = workload.info.get("present_from_step")
+    if traced is not None:
+        traced = np.asarray(traced, dtype=np.int64)[:present.size]
+        present[:traced.size] = np.maximum(present[:traced.size], traced)
+    return present
 
 
 def _begin_period(run: _Replay, t: int) -> np.ndarray:
@@ -189,31 +200,25 @@ def _land_migrations(run: _Replay, t: int, now_s: float) -> None:
 
 
 def _observe(run: _Replay, t: int, n: int, now_s: float, nominal_t: np.ndarray) -> FleetObs:
-    """What the controller sees of the ``n`` live VMs: last period's guest reports (the
-    oracle alone sees this period's need)."""
+    """What the controller sees of the ``n`` live VMs: last period's guest reports, read as
+    the service reads them (the oracle alone sees this period's need)."""
+    reported = run.present_from[:n] < t   # a guest that just appeared has not reported yet
+    future = None
+    pressure, deficit = np.zeros(n, dtype=bool), np.zeros(n)
     if run.oracle_need is not None:
-        seen = run.oracle_need[:n, t]
-        used, deficit, future = seen, np.zeros(n), seen
-        report_ok = np.ones(n, dtype=bool)
-    elif run.prev_demand is None:
-        used, deficit, future = np.full(n, np.nan), np.zeros(n), None
-        report_ok = np.zeros(n, dtype=bool)
+        future = run.oracle_need[:n, t]
+        used, report_ok = np.where(reported, future, np.nan), reported
+    elif run.reports is None:
+        used, report_ok = np.full(n, np.nan), np.zeros(n, dtype=bool)
     else:
-        used = np.minimum(run.prev_demand[:n], run.prev_alloc[:n])
-        deficit = np.maximum(run.prev_demand[:n] - run.prev_alloc[:n], 0.0)
-        report_ok = np.ones(n, dtype=bool)
-        future = None
-    booted = run.deploy_step[:n] < t   # a freshly deployed guest has not reported yet
-    if run.first_report is not None:
-        booted = booted & (t > run.first_report[:n])
-    if not booted.all():
-        report_ok = report_ok & booted
-        used = np.where(booted, used, np.nan)
+        g = run.reports
+        used, report_ok, pressure, deficit = read_guest_figures(
+            reported, g.used_kib[:n], g.swap_used_kib[:n], g.swap_in_kib_s[:n],
+            g.psi_full_avg10[:n])
     return FleetObs(now_s=now_s, vm_ids=np.arange(n, dtype=np.int64),
                     host_index=run.host_of[:n].copy(), nominal_kib=nominal_t[:n],
                     allocated_kib=run.alloc[:n].copy(), used_kib=used, report_ok=report_ok,
-                    pressure=deficit > SHORT_TOLERANCE_KIB, deficit_kib=deficit,
-                    future_need_kib=future)
+                    pressure=pressure, deficit_kib=deficit, future_need_kib=future)
 
 
 def _in_flight(run: _Replay, n: int) -> Optional[np.ndarray]:
@@ -293,7 +298,8 @@ def _start_migrations(run: _Replay, t: int, moves) -> None:
 
 
 def _charge_demand(run: _Replay, t: int) -> None:
-    """The guests' demand of period ``t`` meets what they got; hosts carry both."""
+    """The guests' demand of period ``t`` meets what they got; hosts carry both; each guest
+    publishes what it saw (:mod:`cvem.sim.guests`)."""
     n_host = run.hosts
     alloc = run.alloc
     run.alloc_series[:, t] = alloc
@@ -307,8 +313,8 @@ def _charge_demand(run: _Replay, t: int) -> None:
         ha += np.bincount(run.dest[f], weights=alloc[f], minlength=n_host)
     run.host_demand[:, t] = hd
     run.host_alloc[:, t] = ha
-    run.prev_demand = d_t.astype(np.float64)
-    run.prev_alloc = alloc.astype(np.float64)
+    before = run.reports.swap_used_kib if run.reports is not None else np.zeros(alloc.size)
+    run.reports = guest_figures(d_t, alloc, before, run.workload.step_s, run.cloud.guest_swap)
 
 
 def _result(run: _Replay, policy: Policy) -> RunResult:
@@ -319,7 +325,8 @@ def _result(run: _Replay, policy: Policy) -> RunResult:
                        surge_starts=w.surge_starts, migrations=run.migrations,
                        ping_pong=run.ping_pong, host_demand_kib=run.host_demand,
                        host_alloc_kib=run.host_alloc, migrated_kib=run.migrated_kib,
-                       deploy_step=run.deploy_step)
+                       present_from=run.present_from,
+                       warmup_steps=int(math.ceil(w.info.get("warmup_s", 0.0) / w.step_s)))
     metrics = compute_metrics(series)
     if run.admission is not None:
         metrics.update(run.admission.summary())

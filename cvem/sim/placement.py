@@ -20,17 +20,23 @@ class Placement:
 
 
 def first_fit(nominal_kib: np.ndarray, physical_kib: float, reserve_kib: float) -> Placement:
-    """Place VMs in order on the first host whose unbooked capacity holds their nominal size."""
+    """Place VMs in order on the first host whose unbooked capacity holds their nominal size.
+
+    A VM larger than a host gets a host of its own size (an operator buys the machine such a
+    VM needs; a replay must never fail on it).
+    """
     capacity = physical_kib - reserve_kib
     if capacity <= 0:
         raise ValueError("host reserve is larger than the host")
-    too_big = np.flatnonzero(nominal_kib > capacity)
-    if too_big.size:
-        raise ValueError(f"VM {int(too_big[0])} ({nominal_kib[too_big[0]] / 2**20:.1f} GiB) "
-                         f"does not fit on a {capacity / 2**20:.1f} GiB host")
     free: list = []
+    sizes: list = []
     host_of = np.empty(nominal_kib.shape[0], dtype=np.int64)
     for i, size in enumerate(nominal_kib):
+        if size > capacity:
+            free.append(0.0)
+            sizes.append(float(size))
+            host_of[i] = len(free) - 1
+            continue
         for h, room in enumerate(free):
             if room >= size:
                 free[h] = room - size
@@ -38,6 +44,7 @@ def first_fit(nominal_kib: np.ndarray, physical_kib: float, reserve_kib: float) 
                 break
         else:
             free.append(capacity - size)
+            sizes.append(float(capacity))
             host_of[i] = len(free) - 1
-    return Placement(host_of_vm=host_of, capacity_kib=np.full(len(free), float(capacity)),
+    return Placement(host_of_vm=host_of, capacity_kib=np.array(sizes, dtype=np.float64),
                      physical_kib=float(physical_kib), reserve_kib=float(reserve_kib))

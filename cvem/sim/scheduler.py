@@ -121,6 +121,7 @@ class Admission:
             self.workload.demand_kib[row, t:] = demand[t:]
             self.workload.nominal_kib[row, t:] = nominal[t:]
             run.deploy_step[row] = t
+            run.present_from[row] = t      # scored from its deployment, like a traced VM
             run.host_of[row] = h
             run.live_at[t:] += 1
             free[h] -= size

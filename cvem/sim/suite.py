@@ -4,12 +4,15 @@ from __future__ import annotations
 import math
 from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..policies.base import load_policy
 from .engine import CloudConfig, RunResult, prepare, simulate
 from .workloads import Workload
 
-DEFAULT_POLICIES = ("none", "cloudvamp2015", "vpa", "max-window", "oracle", "default")
+DEFAULT_POLICIES = ("none", "cloudvamp2015", "mom", "proxmox", "vpa", "max-window", "oracle",
+                    "default")
 
 
 def parse_policy_list(text: str) -> List[str]:
@@ -50,5 +53,8 @@ def workload_summary(workload: Workload, cloud: CloudConfig) -> Dict[str, object
             "steps": workload.steps, "step_s": workload.step_s,
             "days": round(workload.steps * workload.step_s / 86400.0, 3),
             "host_physical_gib": round(placement.physical_kib / 2**20, 2),
+            # hosts sized to a VM larger than the standard host
+            "hosts_sized_to_vm": int(np.count_nonzero(
+                placement.capacity_kib > placement.physical_kib - placement.reserve_kib)),
             "host_reserve_gib": round(placement.reserve_kib / 2**20, 2),
             **{k: v for k, v in workload.info.items() if isinstance(v, (int, float, str))}}

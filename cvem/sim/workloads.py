@@ -51,8 +51,11 @@ class Workload:
             if steps is not None:
                 keep &= surges[:, 1] < steps
             surges = surges[keep]
+        info = dict(self.info)
+        if "present_from_step" in info:
+            info["present_from_step"] = np.asarray(info["present_from_step"])[v]
         return Workload(self.name, self.step_s, self.demand_kib[v, s], self.nominal_kib[v, s],
-                        list(self.vm_names)[v], self.start_s, dict(self.info), surges)
+                        list(self.vm_names)[v], self.start_s, info, surges)
 
 
 # --------------------------------------------------------------------------- generator
@@ -247,14 +250,23 @@ def _read_rows(path: str):
     return np.asarray(rows, dtype=np.float64)
 
 
+WARMUP_S = 86400.0  # every policy starts a VM at nominal and learns it for its first day
+
+
 def read_bitbrains(folder: str, vms: Optional[int] = None, days: Optional[float] = None,
-                   step_s: float = 300.0, os_floor_kib: float = 512 * MIB) -> Workload:
+                   step_s: float = 300.0, os_floor_kib: float = 512 * MIB,
+                   inflate: float = 1.0) -> Workload:
     """Per-VM demand from a folder of Bitbrains CSV(.gz) files (GWA-T-12 format).
 
-    Timestamps are epoch seconds (the header's "[ms]" is wrong), memory is KiB. A zero or
-    unreadable usage is a missing sample: it is filled with the last known value (or the next
-    one at the start), never scored as zero demand. Provisioned memory is taken per step.
-    Usage is clipped to provisioned, and demand has an OS floor (default 512 MiB).
+    Timestamps are epoch seconds (the header's "[ms]" is wrong), memory is KiB. Samples that
+    fall in the same ``step_s`` slot keep their maximum (a later one must not hide a peak). A
+    zero or unreadable usage is a missing sample: a gap is filled with the last known value,
+    never scored as zero demand. Before a VM's first valid sample it does not exist yet
+    (``info["present_from_step"]``; demand 0 there, never scored). Provisioned memory is taken
+    per step. Usage is clipped to provisioned, and demand has an OS floor (default 512 MiB).
+
+    ``inflate`` > 1 is the benchmark's page-cache model (A′, peers.md §8.1): demand ×
+    ``inflate``, capped at provisioned.
     """
     files = _trace_files(folder)
     if vms is not None:
@@ -267,34 +279,50 @@ def read_bitbrains(folder: str, vms: Optional[int] = None, days: Optional[float]
     n = int((t1 - t0) // step_s) + 1
     demand = np.empty((len(series), n), dtype=np.float32)
     nominal = np.empty((len(series), n), dtype=np.float32)
-    missing_total = 0
+    present_from = np.zeros(len(series), dtype=np.int64)
+    missing_total = merged_total = 0
     for i, s in enumerate(series):
         idx = np.round((s[:, 0] - t0) / step_s).astype(np.int64)
         keep = (idx >= 0) & (idx < n)
         idx, prov, used = idx[keep], s[keep, 1], s[keep, 2]
-        u = np.full(n, np.nan)
-        p = np.full(n, np.nan)
-        p[idx] = np.where(prov > 0, prov, np.nan)
-        u[idx] = np.where(used > 0, used, np.nan)
-        missing_total += int(np.isnan(u).sum())
-        u = _fill_gaps(u)
-        p = _fill_gaps(p)
+        merged_total += int(idx.size - np.unique(idx).size)
+        p = _slot_max(idx, prov, n)
+        u = _slot_max(idx, used, n)
         if np.isnan(p).all():
             raise ConfigError(f"{files[i]}: no provisioned memory in any sample")
-        if np.isnan(u).all():
-            u = np.zeros(n)
-        u = np.minimum(u, p)
-        demand[i] = np.minimum(np.maximum(u, os_floor_kib), p)
+        valid = ~np.isnan(u)
+        first = int(np.argmax(valid)) if valid.any() else n
+        present_from[i] = first
+        missing_total += int(np.isnan(u[first:]).sum())
+        u = _fill_gaps(u)
+        p = _fill_gaps(p)
+        u = np.minimum(u * inflate, p)
+        d = np.minimum(np.maximum(u, os_floor_kib), p)
+        d[:first] = 0.0                      # not there yet: nothing to serve
+        demand[i] = d
         nominal[i] = p
     names = [f.split(".", 1)[0] for f in files]
-    return Workload(name=f"traces:{os.path.basename(os.path.normpath(folder))}", step_s=step_s,
+    label = os.path.basename(os.path.normpath(folder)) + (f"×{inflate:g}" if inflate != 1 else "")
+    return Workload(name=f"traces:{label}", step_s=step_s,
                     demand_kib=demand, nominal_kib=nominal, vm_names=names, start_s=t0,
                     info={"traces": folder, "missing_samples_filled": missing_total,
-                          "os_floor_kib": os_floor_kib})
+                          "samples_merged": merged_total, "os_floor_kib": os_floor_kib,
+                          "inflate": inflate, "warmup_s": WARMUP_S,
+                          "vms_late": int(np.count_nonzero(present_from)),
+                          "present_from_step": present_from})
+
+
+def _slot_max(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """[n] the largest positive value per slot; NaN where a slot has none."""
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, idx, np.where(values > 0, values, -np.inf))
+    out[~np.isfinite(out)] = np.nan
+    return out
 
 
 def _fill_gaps(values: np.ndarray) -> np.ndarray:
-    """Forward fill NaNs, then back fill the leading ones."""
+    """Forward fill NaNs, then back fill the leading ones (provisioned memory: the VM is
+    booked at its first known size; usage before it is never scored)."""
     ok = ~np.isnan(values)
     if not ok.any():
         return values

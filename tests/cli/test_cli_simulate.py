@@ -147,3 +147,23 @@ def test_every_command_has_help(runner, path, command):
                if isinstance(param, click.Option) and not param.hidden
                and not (param.help or "").strip()]
     assert not missing, f"cvem {' '.join(path)}: options without help: {missing}"
+
+
+def test_bench_takes_a_host_size_and_never_fails_on_a_vm_larger_than_a_host(runner, tmp_path):
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    write_trace(traces / "1.csv", steady(24, 4 * GIB, 1 * GIB))
+    write_trace(traces / "2.csv", steady(24, 40 * GIB, 10 * GIB))   # larger than the host
+    out = tmp_path / "bench.json"
+    result = runner.invoke(cli, ["bench", "--traces", str(traces), "--policies", "none,vpa,default",
+                                 "--scenario-vms", "2", "--scenario-days", "0.01",
+                                 "--host-gib", "16", "--json", str(out)])
+    assert result.exit_code == 0, result.output + str(result.exception)
+    doc = json.loads(out.read_text())
+    plain = doc["workloads"]["traces:traces"]
+    assert plain["workload"]["hosts"] == 2 and plain["workload"]["hosts_sized_to_vm"] == 1
+    assert plain["workload"]["host_physical_gib"] == 16
+    assert "traces:traces×1.5" in doc["workloads"]                  # A′ beside the raw traces
+    assert {t["metric"] for t in plain["targets"]} >= {"oracle_efficiency_pct",
+                                                       "severe_events"}
+    assert "targets for default" in result.output

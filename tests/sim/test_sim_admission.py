@@ -47,7 +47,7 @@ def test_same_arrivals_for_every_arm_and_extra_vms_measured(cloud_parts):
         m = r.metrics
         assert m["extra_vms_pct"] == pytest.approx(100.0 * adm.deployed / 12)
         assert m["extra_vms"] + m["pending_at_end"] == 24
-        live = r.series.deploy_step < r.series.demand_kib.shape[1]
+        live = r.series.present_from < r.series.demand_kib.shape[1]
         assert live.sum() == 12 + adm.deployed
     assert ra.metrics["extra_vms"] > 0     # resizing alone frees room on a diurnal cloud
 

@@ -25,9 +25,14 @@ def test_first_fit_places_in_order_on_the_first_host_with_room():
     assert (p.physical_kib, p.reserve_kib) == (12 * GIB, 2 * GIB)
 
 
+def test_a_vm_larger_than_a_host_gets_a_host_of_its_size():
+    nominal = np.array([4.0, 511.5, 5.0, 11.0], dtype=float) * GIB
+    p = first_fit(nominal, physical_kib=12 * GIB, reserve_kib=2 * GIB)   # 10 GiB per host
+    assert p.host_of_vm.tolist() == [0, 1, 0, 2]
+    assert (p.capacity_kib / GIB).tolist() == [10.0, 511.5, 11.0]
+
+
 def test_first_fit_errors():
-    with pytest.raises(ValueError, match="does not fit"):
-        first_fit(np.array([11.0 * GIB]), physical_kib=12 * GIB, reserve_kib=2 * GIB)
     with pytest.raises(ValueError, match="reserve"):
         first_fit(np.array([1.0 * GIB]), physical_kib=2 * GIB, reserve_kib=2 * GIB)
 

@@ -109,8 +109,36 @@ def test_zero_usage_is_a_missing_sample_filled_forward(tmp_path):
     usage = [0, 0, 1.0, 2.0, 0, 0, 3.0, 0]   # GiB; 0 = the monitor missed it
     write_trace(tmp_path / "1.csv", [(T0 + 300 * i, 4 * GIB, u * GIB) for i, u in enumerate(usage)])
     w = read_bitbrains(str(tmp_path))
-    assert (w.demand_kib[0] / GIB).tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0]
-    assert w.info["missing_samples_filled"] == 5
+    # before its first real sample the VM is not there yet: no demand, never back-filled
+    assert (w.demand_kib[0] / GIB).tolist() == [0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0]
+    assert w.info["missing_samples_filled"] == 3
+    assert w.info["present_from_step"].tolist() == [2]
+
+
+def test_leading_gaps_mean_the_vm_is_not_present_yet(tmp_path):
+    write_trace(tmp_path / "1.csv", steady(6, 4 * GIB, 1 * GIB))
+    write_trace(tmp_path / "2.csv", steady(2, 2 * GIB, 1.5 * GIB, t0=T0 + 4 * 300))
+    w = read_bitbrains(str(tmp_path))
+    assert w.info["present_from_step"].tolist() == [0, 4]
+    assert (w.demand_kib[1] / GIB).tolist() == [0, 0, 0, 0, 1.5, 1.5]
+    assert (w.nominal_kib[1] / GIB).tolist() == [2.0] * 6   # booked at its first size
+    assert w.head(vms=1).info["present_from_step"].tolist() == [0]
+
+
+def test_samples_sharing_a_slot_keep_their_maximum(tmp_path):
+    # two samples 100 s apart land in slot 1: the later, smaller one must not hide the peak
+    write_trace(tmp_path / "1.csv", [(T0, 4 * GIB, 1 * GIB), (T0 + 250, 4 * GIB, 3 * GIB),
+                                     (T0 + 350, 4 * GIB, 2 * GIB), (T0 + 600, 4 * GIB, 1 * GIB)])
+    w = read_bitbrains(str(tmp_path))
+    assert (w.demand_kib[0] / GIB).tolist() == [1.0, 3.0, 1.0]
+    assert w.info["samples_merged"] == 1
+
+
+def test_inflated_workload_is_demand_times_factor_capped_at_nominal(tmp_path):
+    write_trace(tmp_path / "1.csv", [(T0, 4 * GIB, 1 * GIB), (T0 + 300, 4 * GIB, 3 * GIB)])
+    w = read_bitbrains(str(tmp_path), inflate=1.5)
+    assert (w.demand_kib[0] / GIB).tolist() == [1.5, 4.0]
+    assert w.name.endswith("×1.5") and w.info["inflate"] == 1.5
 
 
 def test_gaps_in_time_are_filled_too(tmp_path):
