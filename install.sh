@@ -7,6 +7,7 @@
 #   remotes   <prefix>/lib/python/cloudvamp_host/          host library (stdlib + libvirt only)
 #             <prefix>/im/cloudvamp.d -> kvm.d              monitord client, as for kvm
 #             <prefix>/im/cloudvamp-probes.d/               real dirs: kvm probes linked, ours added
+#             <prefix>/etc/im/cloudvamp-probes.d -> kvm-probes.d  the kvm probes' config (pci.conf...)
 #             <prefix>/vmm/cloudvamp/                       kvm actions linked, ours: deploy, resize, migrate
 #             <prefix>/etc/vmm/cloudvamp/cloudvamprc        host settings (kept if already there)
 #   package   python venv with cvem (pip install of this source tree) at --venv
@@ -212,6 +213,11 @@ install_vmm() {
 install_im() {
   local probes=$PREFIX/im/cloudvamp-probes.d kvm=$PREFIX/im/kvm-probes.d entry sub name ours
   link kvm.d "$PREFIX/im/cloudvamp.d"
+  # the kvm probes read their config from etc/im/<IM_MAD>-probes.d/ (pci.rb fails without
+  # pci.conf, and a failing host/system probe puts the host in ERROR): share kvm's
+  if [ -d "$PREFIX/etc/im/kvm-probes.d" ]; then
+    link kvm-probes.d "$PREFIX/etc/im/cloudvamp-probes.d"
+  fi
   make_dir "$probes"
   for entry in "$kvm"/*; do
     name=$(basename "$entry")
@@ -305,6 +311,9 @@ set_ownership() {
   if [ "$(id -u)" = 0 ] && id oneadmin >/dev/null 2>&1; then
     run chown -h -R oneadmin:oneadmin "$PREFIX/lib/python/cloudvamp_host" "$PREFIX/etc/vmm/cloudvamp" \
       "$PREFIX/vmm/cloudvamp" "$PREFIX/im/cloudvamp-probes.d" "$PREFIX/im/cloudvamp.d"
+    if [ -L "$PREFIX/etc/im/cloudvamp-probes.d" ]; then
+      run chown -h oneadmin:oneadmin "$PREFIX/etc/im/cloudvamp-probes.d"
+    fi
   fi
 }
 
@@ -341,6 +350,7 @@ uninstall() {
   local f
   run rm -rf "$PREFIX/vmm/cloudvamp" "$PREFIX/im/cloudvamp-probes.d" "$PREFIX/lib/python/cloudvamp_host"
   [ -L "$PREFIX/im/cloudvamp.d" ] && run rm -f "$PREFIX/im/cloudvamp.d"
+  if [ -L "$PREFIX/etc/im/cloudvamp-probes.d" ]; then run rm -f "$PREFIX/etc/im/cloudvamp-probes.d"; fi
   f=$PREFIX/etc/vmm/cloudvamp/cloudvamprc
   if [ -f "$f" ] && ! cmp -s "$f" "$SRC/remotes/etc/vmm/cloudvamp/cloudvamprc"; then
     say "keeping $f (it was edited)"

@@ -107,7 +107,8 @@ def recorded_stdin(kvm_log):
 
 
 def info_lines(stderr):
-    return [line for line in stderr.splitlines() if line.startswith("INFO: cloudvamp:")]
+    # "INFO: <vm_id> cloudvamp: ...": OpenNebula 7.4 files the line under the VM id it carries
+    return [line for line in stderr.splitlines() if re.match(r"INFO: \d+ cloudvamp:", line)]
 
 
 def test_stock_deploy_gets_our_argv_the_edited_xml_and_gives_its_uuid(installed, tmp_path):

@@ -1,8 +1,10 @@
 """stderr conventions of OpenNebula's one_vmm_exec for actions.
 
-Lines starting with ``INFO:``/``ERROR:``/``WARN:``/``DEBUG:`` go to the VM log; every
-other stderr line is joined into the error text oned shows when the action fails. So a
-failing action prints exactly one plain line (the reason) and exits non-zero.
+Lines ``INFO: <vm_id> text`` (or ERROR/WARN/DEBUG) go to that VM's log; without the id
+(``INFO: text``) OpenNebula 7.4 logs them for VM -1, i.e. only in oned.log
+(DriverExecHelper#get_info_from_execution). Every other stderr line is joined into the
+error text oned shows when the action fails. So a failing action prints exactly one plain
+line (the reason) and exits non-zero.
 """
 
 import os
@@ -16,8 +18,12 @@ class ActionError(Exception):
     """The action failed; the message is the one line oned will show."""
 
 
+_VM_ID = []  # the VM this action runs for (one_vmm_exec appends <vm_id> <host> to argv)
+
+
 def log(level, message):
-    sys.stderr.write("%s: cloudvamp: %s\n" % (level, " ".join(str(message).split())))
+    vm_id = (_VM_ID[0] + " ") if _VM_ID else ""
+    sys.stderr.write("%s: %scloudvamp: %s\n" % (level, vm_id, " ".join(str(message).split())))
 
 
 def log_info(message):
@@ -48,6 +54,8 @@ def run_action(name, action, argv):
     Any failure becomes exit 1 plus one plain stderr line naming the action; nothing is
     printed to stdout except what the action itself prints (stdout is the driver's info).
     """
+    if len(argv) >= 3 and str(argv[-2]).isdigit():
+        _VM_ID[:] = [str(argv[-2])]
     try:
         stdin_bytes = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
         exit_code = action(argv, stdin_bytes)
