@@ -277,6 +277,61 @@ def balloon_in_guest_total_kib(mon: Mapping[str, str]) -> int:
     return int(max(maximum - actual, 0))
 
 
+BALLOON_SETTLING = ("balloon settling: the guest's figures predate its balloon's last "
+                    "size (deflate-on-OOM)")
+BALLOON_SOURCE = "balloon"   # marks key: the balloon size cvem last saw and since when
+
+
+def balloon_mark(mon: Mapping[str, str], old: Optional[ReportMark],
+                 now_s: float) -> Optional[ReportMark]:
+    """The balloon size of a deflate-on-OOM guest and when cvem first saw it.
+
+    ``marker`` is the balloon's actual KiB, ``changed_at_s`` cvem's clock and
+    ``counter_at_s`` the probe's statistics time (the host's clock) in the first record
+    that showed that size. None when the balloon is not counted in the guest's figures.
+    """
+    if mon.get(keys.PROBE_AUTODEFLATE) != "1":
+        return None
+    try:
+        actual = _number(mon, keys.PROBE_BALLOON_ACTUAL_KIB, required=False)
+        stats_time = _number(mon, keys.PROBE_STATS_TIME, required=False, integer=False)
+    except BadValue:
+        return None
+    if actual is None:
+        return None
+    marker = str(int(actual))
+    if old is not None and old.marker == marker:
+        if math.isnan(old.counter_at_s) and stats_time is not None:
+            return ReportMark(marker, now_s, counter_at_s=stats_time)   # settle from now
+        return old
+    return ReportMark(marker, now_s, counter_at_s=stats_time if stats_time is not None
+                      else math.nan)
+
+
+def balloon_settled(guest: GuestReport, mon: Mapping[str, str], mark: ReportMark,
+                    old: Optional[ReportMark]) -> bool:
+    """The guest's figures were taken with the balloon at the size the probe reports.
+
+    The probe's balloon size is read live, the guest's statistics are up to a stats period
+    older (OneGate reports up to a publish period): right after a resize the correction by
+    :func:`balloon_in_guest_total_kib` would use the new size on figures of the old one,
+    understating use after a shrink (an unsafe shrink, then a false rise the policy learns
+    and grows for) and overstating it after a grow. Trust the correction only for figures
+    sampled after the record that first showed this size: statistics newer than that
+    record's (the host's clock), or a OneGate report that changed after cvem first saw it.
+    A size cvem sees for the first time (a resize, a restart) is not settled yet.
+    """
+    if old is None or old.marker != mark.marker:
+        return False
+    if guest.source == "probe":
+        try:
+            stats_time = _number(mon, keys.PROBE_STATS_TIME, required=False, integer=False)
+        except BadValue:
+            return False
+        return stats_time is not None and stats_time > mark.counter_at_s
+    return guest.sampled_at_s > mark.changed_at_s
+
+
 # ------------------------------------------------------------------------ selection
 def why_unmanaged(vm: RawVm, host: Optional[RawHost], params: ServiceParams,
                   in_flight: bool) -> Optional[str]:
@@ -400,7 +455,7 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
                 reason = "nominal size not established yet (history look-up next cycle)"
         # Keep freshness marks of every VM that still exists (a VM paused for a while must
         # not look fresh when it comes back).
-        for source in ("onegate", "probe"):
+        for source in ("onegate", "probe", BALLOON_SOURCE):
             old = marks.get((vm.vm_id, source))
             if old is not None:
                 new_marks[(vm.vm_id, source)] = old
@@ -423,10 +478,22 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             problem = f"{problem}; {p_problem}" if params.probe_fallback else problem
         mon = read.monitoring.get(vm.vm_id, {})
         counted = balloon_in_guest_total_kib(mon)
+        old_balloon = marks.get((vm.vm_id, BALLOON_SOURCE))
+        b_mark = balloon_mark(mon, old_balloon, now_s)
+        if b_mark is not None:
+            new_marks[(vm.vm_id, BALLOON_SOURCE)] = b_mark
+        deflated = self_deflated_kib(mon, allocated) if p_guest is not None else 0
+        # A guest deflating its balloon itself lacks memory: never held back (its use can
+        # only be overstated then, which grows it, as its pressure asks anyway).
+        # Also with an empty balloon now: figures from before a grow still count the old one.
+        if guest is not None and b_mark is not None and not deflated \
+                and not balloon_settled(guest, mon, b_mark, old_balloon):
+            statuses.append(VmStatus(vm.vm_id, vm.name, vm.host_id, vm.host_name, state,
+                                     nominal, allocated, False, BALLOON_SETTLING))
+            continue
         if guest is not None and counted:
             used = max(guest.used_kib - counted, 0)
             guest = replace(guest, used_kib=used, total_kib=max(guest.total_kib - counted, used, 1))
-        deflated = self_deflated_kib(mon, allocated) if p_guest is not None else 0
         views.append(VmView(vm_id=vm.vm_id, host_id=vm.host_id, nominal_kib=nominal,
                             allocated_kib=allocated, guest=guest, balloon_actual_kib=balloon,
                             report_problem=problem, self_deflated_kib=deflated))
