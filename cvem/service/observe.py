@@ -146,8 +146,12 @@ def _mark(old: Optional[ReportMark], marker: str, now_s: float, first_seen_fresh
 
 
 def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s: float,
-                   stale_after_s: float):
-    """(GuestReport or None, problem or None, new mark or None) from USER_TEMPLATE."""
+                   stale_after_s: float, ceiling_kib: Optional[int] = None):
+    """(GuestReport or None, problem or None, new mark or None) from USER_TEMPLATE.
+
+    ``ceiling_kib``: the largest MemTotal the guest can have (default: nominal; see
+    :func:`memtotal_ceiling_kib`)."""
+    ceiling = max(ceiling_kib or 0, nominal_kib)
     attrs = vm.user
     if keys.GUEST_SEQ not in attrs and keys.GUEST_MEM_USED_KIB not in attrs:
         return None, "no OneGate report", None
@@ -168,8 +172,8 @@ def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s
             raise BadValue(f"{keys.GUEST_MEM_TOTAL_KIB}=0")
         if used > total:
             raise BadValue(f"used {used:.0f} KiB > total {total:.0f} KiB")
-        if total > nominal_kib + SLACK_KIB:
-            raise BadValue(f"total {total:.0f} KiB > nominal {nominal_kib} KiB")
+        if total > ceiling + SLACK_KIB:
+            raise BadValue(f"total {total:.0f} KiB > {_ceiling_name(ceiling, nominal_kib)}")
         if avail is not None:
             if avail > total:
                 raise BadValue(f"available {avail:.0f} KiB > total {total:.0f} KiB")
@@ -191,9 +195,28 @@ def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s
     return report, None, mark
 
 
+def memtotal_ceiling_kib(mon: Mapping[str, str], nominal_kib: int) -> int:
+    """The largest MemTotal a guest can show: its nominal size, or, when its balloon deflates
+    on OOM (the balloon stays inside MemTotal), the domain's maxMemory from the probe."""
+    if mon.get(keys.PROBE_AUTODEFLATE) != "1":
+        return nominal_kib
+    try:
+        maximum = _number(mon, keys.PROBE_MAX_KIB, required=False)
+    except BadValue:
+        return nominal_kib
+    return max(int(maximum or 0), nominal_kib)
+
+
+def _ceiling_name(ceiling_kib: int, nominal_kib: int) -> str:
+    if ceiling_kib == nominal_kib:
+        return f"nominal {nominal_kib} KiB"
+    return f"maxMemory {ceiling_kib} KiB (deflate-on-OOM)"
+
+
 def probe_report(vm_id: int, mon: Mapping[str, str], nominal_kib: int,
                  old: Optional[ReportMark], now_s: float, stale_after_s: float):
     """(GuestReport or None, problem or None, new mark or None, balloon_actual_kib)."""
+    ceiling = memtotal_ceiling_kib(mon or {}, nominal_kib)
     if not mon or keys.PROBE_AVAILABLE_KIB not in mon:
         actual = None
         try:
@@ -212,8 +235,8 @@ def probe_report(vm_id: int, mon: Mapping[str, str], nominal_kib: int,
             raise BadValue(f"{keys.PROBE_AVAILABLE_KIB}=0")
         if usable > available:
             raise BadValue(f"usable {usable:.0f} KiB > available {available:.0f} KiB")
-        if available > nominal_kib + SLACK_KIB:
-            raise BadValue(f"available {available:.0f} KiB > nominal {nominal_kib} KiB")
+        if available > ceiling + SLACK_KIB:
+            raise BadValue(f"available {available:.0f} KiB > {_ceiling_name(ceiling, nominal_kib)}")
     except BadValue as error:
         return None, f"probe figures rejected: {error}", None, None
     marker = str(stats_time if stats_time is not None else mon.get("TIMESTAMP", ""))
@@ -463,8 +486,10 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             statuses.append(VmStatus(vm.vm_id, vm.name, vm.host_id, vm.host_name, state,
                                      nominal, allocated, False, reason))
             continue
+        mon = read.monitoring.get(vm.vm_id, {})
         guest, problem, mark = onegate_report(vm, nominal, marks.get((vm.vm_id, "onegate")),
-                                              now_s, params.stale_after_s)
+                                              now_s, params.stale_after_s,
+                                              memtotal_ceiling_kib(mon, nominal))
         if mark is not None:
             new_marks[(vm.vm_id, "onegate")] = mark
         p_guest, p_problem, p_mark, balloon = probe_report(
@@ -476,7 +501,6 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             guest, problem = p_guest, None
         elif guest is None:
             problem = f"{problem}; {p_problem}" if params.probe_fallback else problem
-        mon = read.monitoring.get(vm.vm_id, {})
         counted = balloon_in_guest_total_kib(mon)
         old_balloon = marks.get((vm.vm_id, BALLOON_SOURCE))
         b_mark = balloon_mark(mon, old_balloon, now_s)

@@ -368,3 +368,24 @@ def test_onegate_reports_wait_for_one_published_after_the_balloon_moved():
         used.append(view.guest.used_kib if view else None)
         assert view is None or view.guest.source == "onegate"
     assert used == [None, LAB_USED, None, LAB_USED]
+
+
+def test_a_deflate_on_oom_guest_may_show_a_memtotal_above_its_nominal_size():
+    """Stack tier: a 512 MiB (maxMemory) VM whose nominal size became 384 MiB still shows
+    MemTotal ~458 MiB (its balloon stays inside it); bounded by maxMemory, not nominal."""
+    t = NOW
+    mon = lab_record(320, 320, t + 1)
+    vm = raw_vm(memory_mib=320, memory_max_mib=512,
+                user=guest(used=LAB_USED + 192 * MIB, total=LAB_MEMTOTAL, time_s=t))
+    marks = {(1, "balloon"): ReportMark(str(320 * MIB), t - 100, counter_at_s=t - 100)}
+    obs = observe(cloud([vm], {1: mon}), P, marks, t, nominal_kib={1: 384 * MIB})
+    view = obs.snapshot.vms[0]
+    assert view.guest.source == "onegate" and view.guest.used_kib == LAB_USED
+    p_obs = observe(cloud([raw_vm(memory_mib=320, memory_max_mib=512)], {1: mon}), P, marks, t,
+                    nominal_kib={1: 384 * MIB})
+    assert p_obs.snapshot.vms[0].guest.used_kib == LAB_USED
+    # without deflate-on-OOM MemTotal follows the balloon: above nominal is still a lie
+    plain = dict(mon, **{keys.PROBE_AUTODEFLATE: "0"})
+    problem = observe(cloud([raw_vm(memory_mib=320, memory_max_mib=512)], {1: plain}), P, {}, t,
+                      nominal_kib={1: 384 * MIB}).snapshot.vms[0].report_problem
+    assert "> nominal 393216 KiB" in problem
