@@ -13,14 +13,12 @@ setup.cfg), like policies, so a site can ship its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.metadata import entry_points
-from typing import Any, ClassVar, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..core.params import build_params
-from ..errors import ConfigError
+from ..plugins import PluginRegistry
 
 
 @dataclass(frozen=True)
@@ -95,27 +93,16 @@ _BUILTIN = {
 }
 
 
-def _registry() -> Dict[str, str]:
-    found = dict(_BUILTIN)
-    try:
-        for ep in entry_points(group="cloudvamp.lending"):
-            found[ep.name] = ep.value
-    except Exception:  # a broken third-party distribution must not hide the built-ins
-        pass
-    return found
+_REGISTRY = PluginRegistry("cloudvamp.lending", _BUILTIN,
+                           "[lend] strategy: unknown lending strategy {name}; available: {available}")
 
 
 def available_strategies() -> Tuple[str, ...]:
-    return tuple(sorted(_registry()))
+    return _REGISTRY.names()
 
 
 def strategy_class(name: str) -> type:
-    target = _registry().get(name)
-    if target is None:
-        raise ConfigError(f"[lend] strategy: unknown lending strategy {name!r}; available: "
-                          f"{', '.join(available_strategies())}")
-    module_name, _, attr = target.partition(":")
-    return getattr(import_module(module_name), attr)
+    return _REGISTRY.load_class(name)
 
 
 def load_strategy(name: str, values: Optional[Mapping[str, Any]] = None) -> Strategy:

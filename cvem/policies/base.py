@@ -8,12 +8,10 @@ setup.cfg), so a site can ship its own in a separate package.
 """
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import entry_points
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from ..core.policy import Policy, StateColumns  # noqa: F401  (the contract, re-exported)
-from ..errors import ConfigError
+from ..plugins import PluginRegistry
 
 _BUILTIN = {
     "none": "cvem.policies.none:NoReclaim",
@@ -27,26 +25,16 @@ _BUILTIN = {
 }
 
 
-def _registry() -> Dict[str, str]:
-    found = dict(_BUILTIN)
-    try:
-        for ep in entry_points(group="cloudvamp.policies"):
-            found[ep.name] = ep.value
-    except Exception:  # a broken third-party distribution must not hide the built-ins
-        pass
-    return found
+_REGISTRY = PluginRegistry("cloudvamp.policies", _BUILTIN,
+                           "unknown policy {name}; available: {available}")
 
 
 def available_policies() -> Tuple[str, ...]:
-    return tuple(sorted(_registry()))
+    return _REGISTRY.names()
 
 
 def policy_class(name: str) -> type:
-    target = _registry().get(name)
-    if target is None:
-        raise ConfigError(f"unknown policy {name!r}; available: {', '.join(available_policies())}")
-    module_name, _, attr = target.partition(":")
-    return getattr(import_module(module_name), attr)
+    return _REGISTRY.load_class(name)
 
 
 def load_policy(name: str, values: Optional[Mapping[str, Any]] = None) -> Policy:
