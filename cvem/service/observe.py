@@ -146,8 +146,12 @@ def _mark(old: Optional[ReportMark], marker: str, now_s: float, first_seen_fresh
 
 
 def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s: float,
-                   stale_after_s: float):
-    """(GuestReport or None, problem or None, new mark or None) from USER_TEMPLATE."""
+                   stale_after_s: float, ceiling_kib: Optional[int] = None):
+    """(GuestReport or None, problem or None, new mark or None) from USER_TEMPLATE.
+
+    ``ceiling_kib``: the largest MemTotal the guest can have (default: nominal; see
+    :func:`memtotal_ceiling_kib`)."""
+    ceiling = max(ceiling_kib or 0, nominal_kib)
     attrs = vm.user
     if keys.GUEST_SEQ not in attrs and keys.GUEST_MEM_USED_KIB not in attrs:
         return None, "no OneGate report", None
@@ -168,8 +172,8 @@ def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s
             raise BadValue(f"{keys.GUEST_MEM_TOTAL_KIB}=0")
         if used > total:
             raise BadValue(f"used {used:.0f} KiB > total {total:.0f} KiB")
-        if total > nominal_kib + SLACK_KIB:
-            raise BadValue(f"total {total:.0f} KiB > nominal {nominal_kib} KiB")
+        if total > ceiling + SLACK_KIB:
+            raise BadValue(f"total {total:.0f} KiB > {_ceiling_name(ceiling, nominal_kib)}")
         if avail is not None:
             if avail > total:
                 raise BadValue(f"available {avail:.0f} KiB > total {total:.0f} KiB")
@@ -191,9 +195,28 @@ def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s
     return report, None, mark
 
 
+def memtotal_ceiling_kib(mon: Mapping[str, str], nominal_kib: int) -> int:
+    """The largest MemTotal a guest can show: its nominal size, or, when its balloon deflates
+    on OOM (the balloon stays inside MemTotal), the domain's maxMemory from the probe."""
+    if mon.get(keys.PROBE_AUTODEFLATE) != "1":
+        return nominal_kib
+    try:
+        maximum = _number(mon, keys.PROBE_MAX_KIB, required=False)
+    except BadValue:
+        return nominal_kib
+    return max(int(maximum or 0), nominal_kib)
+
+
+def _ceiling_name(ceiling_kib: int, nominal_kib: int) -> str:
+    if ceiling_kib == nominal_kib:
+        return f"nominal {nominal_kib} KiB"
+    return f"maxMemory {ceiling_kib} KiB (deflate-on-OOM)"
+
+
 def probe_report(vm_id: int, mon: Mapping[str, str], nominal_kib: int,
                  old: Optional[ReportMark], now_s: float, stale_after_s: float):
     """(GuestReport or None, problem or None, new mark or None, balloon_actual_kib)."""
+    ceiling = memtotal_ceiling_kib(mon or {}, nominal_kib)
     if not mon or keys.PROBE_AVAILABLE_KIB not in mon:
         actual = None
         try:
@@ -212,8 +235,8 @@ def probe_report(vm_id: int, mon: Mapping[str, str], nominal_kib: int,
             raise BadValue(f"{keys.PROBE_AVAILABLE_KIB}=0")
         if usable > available:
             raise BadValue(f"usable {usable:.0f} KiB > available {available:.0f} KiB")
-        if available > nominal_kib + SLACK_KIB:
-            raise BadValue(f"available {available:.0f} KiB > nominal {nominal_kib} KiB")
+        if available > ceiling + SLACK_KIB:
+            raise BadValue(f"available {available:.0f} KiB > {_ceiling_name(ceiling, nominal_kib)}")
     except BadValue as error:
         return None, f"probe figures rejected: {error}", None, None
     marker = str(stats_time if stats_time is not None else mon.get("TIMESTAMP", ""))
@@ -275,6 +298,61 @@ def balloon_in_guest_total_kib(mon: Mapping[str, str]) -> int:
     if actual is None or maximum is None:
         return 0
     return int(max(maximum - actual, 0))
+
+
+BALLOON_SETTLING = ("balloon settling: the guest's figures predate its balloon's last "
+                    "size (deflate-on-OOM)")
+BALLOON_SOURCE = "balloon"   # marks key: the balloon size cvem last saw and since when
+
+
+def balloon_mark(mon: Mapping[str, str], old: Optional[ReportMark],
+                 now_s: float) -> Optional[ReportMark]:
+    """The balloon size of a deflate-on-OOM guest and when cvem first saw it.
+
+    ``marker`` is the balloon's actual KiB, ``changed_at_s`` cvem's clock and
+    ``counter_at_s`` the probe's statistics time (the host's clock) in the first record
+    that showed that size. None when the balloon is not counted in the guest's figures.
+    """
+    if mon.get(keys.PROBE_AUTODEFLATE) != "1":
+        return None
+    try:
+        actual = _number(mon, keys.PROBE_BALLOON_ACTUAL_KIB, required=False)
+        stats_time = _number(mon, keys.PROBE_STATS_TIME, required=False, integer=False)
+    except BadValue:
+        return None
+    if actual is None:
+        return None
+    marker = str(int(actual))
+    if old is not None and old.marker == marker:
+        if math.isnan(old.counter_at_s) and stats_time is not None:
+            return ReportMark(marker, now_s, counter_at_s=stats_time)   # settle from now
+        return old
+    return ReportMark(marker, now_s, counter_at_s=stats_time if stats_time is not None
+                      else math.nan)
+
+
+def balloon_settled(guest: GuestReport, mon: Mapping[str, str], mark: ReportMark,
+                    old: Optional[ReportMark]) -> bool:
+    """The guest's figures were taken with the balloon at the size the probe reports.
+
+    The probe's balloon size is read live, the guest's statistics are up to a stats period
+    older (OneGate reports up to a publish period): right after a resize the correction by
+    :func:`balloon_in_guest_total_kib` would use the new size on figures of the old one,
+    understating use after a shrink (an unsafe shrink, then a false rise the policy learns
+    and grows for) and overstating it after a grow. Trust the correction only for figures
+    sampled after the record that first showed this size: statistics newer than that
+    record's (the host's clock), or a OneGate report that changed after cvem first saw it.
+    A size cvem sees for the first time (a resize, a restart) is not settled yet.
+    """
+    if old is None or old.marker != mark.marker:
+        return False
+    if guest.source == "probe":
+        try:
+            stats_time = _number(mon, keys.PROBE_STATS_TIME, required=False, integer=False)
+        except BadValue:
+            return False
+        return stats_time is not None and stats_time > mark.counter_at_s
+    return guest.sampled_at_s > mark.changed_at_s
 
 
 # ------------------------------------------------------------------------ selection
@@ -400,7 +478,7 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
                 reason = "nominal size not established yet (history look-up next cycle)"
         # Keep freshness marks of every VM that still exists (a VM paused for a while must
         # not look fresh when it comes back).
-        for source in ("onegate", "probe"):
+        for source in ("onegate", "probe", BALLOON_SOURCE):
             old = marks.get((vm.vm_id, source))
             if old is not None:
                 new_marks[(vm.vm_id, source)] = old
@@ -408,8 +486,10 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             statuses.append(VmStatus(vm.vm_id, vm.name, vm.host_id, vm.host_name, state,
                                      nominal, allocated, False, reason))
             continue
+        mon = read.monitoring.get(vm.vm_id, {})
         guest, problem, mark = onegate_report(vm, nominal, marks.get((vm.vm_id, "onegate")),
-                                              now_s, params.stale_after_s)
+                                              now_s, params.stale_after_s,
+                                              memtotal_ceiling_kib(mon, nominal))
         if mark is not None:
             new_marks[(vm.vm_id, "onegate")] = mark
         p_guest, p_problem, p_mark, balloon = probe_report(
@@ -421,12 +501,23 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             guest, problem = p_guest, None
         elif guest is None:
             problem = f"{problem}; {p_problem}" if params.probe_fallback else problem
-        mon = read.monitoring.get(vm.vm_id, {})
         counted = balloon_in_guest_total_kib(mon)
+        old_balloon = marks.get((vm.vm_id, BALLOON_SOURCE))
+        b_mark = balloon_mark(mon, old_balloon, now_s)
+        if b_mark is not None:
+            new_marks[(vm.vm_id, BALLOON_SOURCE)] = b_mark
+        deflated = self_deflated_kib(mon, allocated) if p_guest is not None else 0
+        # A guest deflating its balloon itself lacks memory: never held back (its use can
+        # only be overstated then, which grows it, as its pressure asks anyway).
+        # Also with an empty balloon now: figures from before a grow still count the old one.
+        if guest is not None and b_mark is not None and not deflated \
+                and not balloon_settled(guest, mon, b_mark, old_balloon):
+            statuses.append(VmStatus(vm.vm_id, vm.name, vm.host_id, vm.host_name, state,
+                                     nominal, allocated, False, BALLOON_SETTLING))
+            continue
         if guest is not None and counted:
             used = max(guest.used_kib - counted, 0)
             guest = replace(guest, used_kib=used, total_kib=max(guest.total_kib - counted, used, 1))
-        deflated = self_deflated_kib(mon, allocated) if p_guest is not None else 0
         views.append(VmView(vm_id=vm.vm_id, host_id=vm.host_id, nominal_kib=nominal,
                             allocated_kib=allocated, guest=guest, balloon_actual_kib=balloon,
                             report_problem=problem, self_deflated_kib=deflated))

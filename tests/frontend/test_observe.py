@@ -194,6 +194,11 @@ def deflating_probe(actual, target, autodeflate="1", maximum=NOMINAL, **kw):
     return mon
 
 
+def settled_balloon(actual_kib, vm_id=1):
+    """Marks of a balloon that has been at ``actual_kib`` since long before NOW's figures."""
+    return {(vm_id, "balloon"): ReportMark(str(actual_kib), NOW - 100, counter_at_s=NOW - 100)}
+
+
 def test_guest_that_deflated_its_balloon_is_under_pressure_and_says_so():
     target = 2048 * 1024
     vm = raw_vm(memory_mib=2048, user=guest(used=1_000_000 + 2048 * 1024))
@@ -215,10 +220,12 @@ def test_self_deflation_needs_the_target_cvem_set_now():
     assert observe(cloud([vm], {1: stale}), P, {}, NOW).snapshot.vms[0].self_deflated_kib == 0
     # never resized by cloudvamp: no recorded target, no claim
     unknown = deflating_probe(actual=3072 * 1024, target=None)
-    assert observe(cloud([vm], {1: unknown}), P, {}, NOW).snapshot.vms[0].self_deflated_kib == 0
+    assert observe(cloud([vm], {1: unknown}), P, settled_balloon(3072 * 1024),
+                   NOW).snapshot.vms[0].self_deflated_kib == 0
     # rounding noise is not pressure
     noise = deflating_probe(actual=2048 * 1024 + 1024, target=2048 * 1024)
-    assert observe(cloud([vm], {1: noise}), P, {}, NOW).snapshot.vms[0].self_deflated_kib == 0
+    assert observe(cloud([vm], {1: noise}), P, settled_balloon(2048 * 1024 + 1024),
+                   NOW).snapshot.vms[0].self_deflated_kib == 0
 
 
 def test_balloon_counted_in_a_deflate_on_oom_guest_total_is_taken_out_of_used():
@@ -226,15 +233,159 @@ def test_balloon_counted_in_a_deflate_on_oom_guest_total_is_taken_out_of_used():
     balloon = NOMINAL - 2048 * 1024
     vm = raw_vm(memory_mib=2048, user=guest(used=1_000_000 + balloon, total=4_000_000))
     mon = deflating_probe(actual=2048 * 1024, target=2048 * 1024)
-    view = observe(cloud([vm], {1: mon}), P, {}, NOW).snapshot.vms[0]
+    # the balloon has been at 2048 MiB since long before these figures were taken
+    settled = settled_balloon(2048 * 1024)
+    view = observe(cloud([vm], {1: mon}), P, settled, NOW).snapshot.vms[0]
     assert view.guest.source == "onegate"
     assert view.guest.used_kib == 1_000_000 and view.guest.total_kib == 4_000_000 - balloon
     # the probe's own figures get the same correction when they are the source
     probe_only = deflating_probe(actual=2048 * 1024, target=2048 * 1024,
                                  usable=4_000_000 - 1_000_000 - balloon)
-    view = observe(cloud([raw_vm(memory_mib=2048)], {1: probe_only}), P, {}, NOW).snapshot.vms[0]
+    view = observe(cloud([raw_vm(memory_mib=2048)], {1: probe_only}), P, settled,
+                   NOW).snapshot.vms[0]
     assert view.guest.source == "probe" and view.guest.used_kib == 1_000_000
     # without deflate-on-OOM the balloon is already out of MemTotal: nothing is taken away
     plain = deflating_probe(actual=2048 * 1024, target=2048 * 1024, autodeflate="0")
     view = observe(cloud([vm], {1: plain}), P, {}, NOW).snapshot.vms[0]
     assert view.guest.used_kib == 1_000_000 + balloon
+
+
+# --- deflate-on-OOM: the balloon size and the guest's figures are not from the same moment.
+# The probe reads the balloon's actual size live, the guest's statistics are up to a stats
+# period older (10 s), so right after a resize the record pairs the new balloon with figures
+# of the old one. Lab guest of the stack tier: 512 MiB, MemTotal ~458 MiB, ~90 MiB used.
+MIB = 1024
+LAB_NOMINAL = 512 * MIB
+LAB_MEMTOTAL = 458 * MIB
+LAB_USED = 90 * MIB
+
+
+def lab_record(actual_mib, balloon_in_stats_mib, stats_s):
+    """Probe record: balloon ``actual_mib`` now, statistics taken at ``stats_s`` when the
+    balloon (inside MemTotal, deflate-on-OOM) was ``balloon_in_stats_mib``."""
+    inflated = (512 - balloon_in_stats_mib) * MIB
+    mon = probe(usable=LAB_MEMTOTAL - LAB_USED - inflated, available=LAB_MEMTOTAL, stats=stats_s)
+    mon.update({keys.PROBE_BALLOON_ACTUAL_KIB: str(actual_mib * MIB),
+                keys.PROBE_MAX_KIB: str(LAB_NOMINAL), keys.PROBE_AUTODEFLATE: "1",
+                keys.PROBE_BALLOON_TARGET_KIB: str(actual_mib * MIB),
+                keys.PROBE_SELF_DEFLATED_KIB: "0"})
+    return mon
+
+
+def lab_cycles(records):
+    """observe() cycle after cycle, marks carried over: (status, view or None) per cycle."""
+    marks, out = {}, []
+    for now_s, memory_mib, mon in records:
+        vm = raw_vm(memory_mib=memory_mib, memory_max_mib=512)
+        obs = observe(cloud([vm], {1: mon}), P, marks, now_s, nominal_kib={1: LAB_NOMINAL})
+        marks = obs.marks
+        out.append((obs.statuses[0], obs.snapshot.vms[0] if obs.snapshot.vms else None))
+    return out
+
+
+def test_after_a_shrink_old_statistics_are_never_read_with_the_new_balloon():
+    """512 -> 320 MiB: the first records pair the 192 MiB balloon with statistics from before
+    it inflated. Corrected with it, use read 0 (an unsafe shrink below use), then back to 90
+    MiB, a false 90 MiB rise the policy learned and grew 320 -> 352 MiB for (stack tier)."""
+    t = NOW
+    cycles = lab_cycles([
+        (t, 512, lab_record(512, 512, t - 3)),             # settled at 512 MiB
+        (t + 5, 512, lab_record(512, 512, t + 1)),
+        (t + 10, 320, lab_record(320, 512, t + 1)),        # resized: stats predate it
+        (t + 15, 320, lab_record(320, 320, t + 11)),       # newer than the first 320 record
+        (t + 25, 320, lab_record(320, 320, t + 21)),
+    ])
+    used = [view.guest.used_kib if view else None for _, view in cycles]
+    assert used[0] is None and cycles[0][0].reason.startswith("balloon settling")  # restart
+    assert used[1] == LAB_USED
+    assert used[2] is None and cycles[2][0].reason.startswith("balloon settling")
+    assert not cycles[2][0].managed
+    # statistics newer than the record that first showed 320 MiB: taken with it inflated
+    assert used[3] == LAB_USED and used[4] == LAB_USED
+    assert all(u is None or u == LAB_USED for u in used)   # never understated nor overstated
+
+
+def test_statistics_refreshed_within_the_resize_record_still_wait_for_the_next():
+    """The record that first shows a new size cannot tell whether its statistics were taken
+    before or after the balloon moved (the inflation takes seconds under TCG)."""
+    t = NOW
+    cycles = lab_cycles([
+        (t, 512, lab_record(512, 512, t - 3)),
+        (t + 5, 512, lab_record(512, 512, t + 1)),
+        (t + 10, 320, lab_record(320, 400, t + 9)),        # half inflated when sampled
+        (t + 15, 320, lab_record(320, 400, t + 9)),        # same statistics: still waiting
+        (t + 20, 320, lab_record(320, 320, t + 19)),
+    ])
+    assert [view.guest.used_kib if view else None for _, view in cycles] == \
+        [None, LAB_USED, None, None, LAB_USED]
+
+
+def test_after_a_grow_old_statistics_do_not_overstate_use():
+    """320 -> 512 MiB: the balloon deflated, statistics from before still hold it as used;
+    corrected with the new (empty) balloon, use would read 282 MiB: a needless grow."""
+    t = NOW
+    cycles = lab_cycles([
+        (t, 320, lab_record(320, 320, t - 3)),
+        (t + 5, 320, lab_record(320, 320, t + 1)),
+        (t + 10, 512, lab_record(512, 320, t + 1)),
+        (t + 20, 512, lab_record(512, 512, t + 11)),
+    ])
+    # a balloon size seen for the first time (here: cvem restarted) waits as well
+    assert [view.guest.used_kib if view else None for _, view in cycles] == \
+        [None, LAB_USED, None, LAB_USED]
+
+
+def test_a_guest_deflating_its_balloon_itself_is_never_held_back():
+    """Deflate-on-OOM: the guest took 64 MiB back from a 320 MiB target, it lacks memory."""
+    t = NOW
+    deflated = lab_record(384, 320, t + 1)
+    deflated[keys.PROBE_BALLOON_TARGET_KIB] = str(320 * MIB)
+    deflated[keys.PROBE_SELF_DEFLATED_KIB] = str(64 * MIB)
+    (_, first), (status, view) = lab_cycles([(t, 320, lab_record(320, 320, t - 3)),
+                                             (t + 5, 320, deflated)])
+    assert first is None and view is not None and view.self_deflated_kib == 64 * MIB
+    assert view.guest.used_kib >= LAB_USED   # overstated at worst: it grows, as it must
+
+
+def test_onegate_reports_wait_for_one_published_after_the_balloon_moved():
+    t = NOW
+    marks = {}
+    vm_at = dict(memory_max_mib=512)
+    used_with_balloon = LAB_USED + 192 * MIB
+    steps = [  # (now, MEMORY, probe record, OneGate used, seq)
+        (t, 512, lab_record(512, 512, t - 3), LAB_USED, 1),
+        (t + 5, 512, lab_record(512, 512, t + 1), LAB_USED, 2),
+        (t + 10, 320, lab_record(320, 512, t + 1), LAB_USED, 2),   # old report, new balloon
+        (t + 15, 320, lab_record(320, 320, t + 11), used_with_balloon, 3),
+    ]
+    used = []
+    for now_s, memory_mib, mon, guest_used, seq in steps:
+        vm = raw_vm(memory_mib=memory_mib, user=guest(used=guest_used, total=LAB_MEMTOTAL,
+                                                      seq=seq, time_s=now_s), **vm_at)
+        obs = observe(cloud([vm], {1: mon}), P, marks, now_s, nominal_kib={1: LAB_NOMINAL})
+        marks = obs.marks
+        view = obs.snapshot.vms[0] if obs.snapshot.vms else None
+        used.append(view.guest.used_kib if view else None)
+        assert view is None or view.guest.source == "onegate"
+    assert used == [None, LAB_USED, None, LAB_USED]
+
+
+def test_a_deflate_on_oom_guest_may_show_a_memtotal_above_its_nominal_size():
+    """Stack tier: a 512 MiB (maxMemory) VM whose nominal size became 384 MiB still shows
+    MemTotal ~458 MiB (its balloon stays inside it); bounded by maxMemory, not nominal."""
+    t = NOW
+    mon = lab_record(320, 320, t + 1)
+    vm = raw_vm(memory_mib=320, memory_max_mib=512,
+                user=guest(used=LAB_USED + 192 * MIB, total=LAB_MEMTOTAL, time_s=t))
+    marks = {(1, "balloon"): ReportMark(str(320 * MIB), t - 100, counter_at_s=t - 100)}
+    obs = observe(cloud([vm], {1: mon}), P, marks, t, nominal_kib={1: 384 * MIB})
+    view = obs.snapshot.vms[0]
+    assert view.guest.source == "onegate" and view.guest.used_kib == LAB_USED
+    p_obs = observe(cloud([raw_vm(memory_mib=320, memory_max_mib=512)], {1: mon}), P, marks, t,
+                    nominal_kib={1: 384 * MIB})
+    assert p_obs.snapshot.vms[0].guest.used_kib == LAB_USED
+    # without deflate-on-OOM MemTotal follows the balloon: above nominal is still a lie
+    plain = dict(mon, **{keys.PROBE_AUTODEFLATE: "0"})
+    problem = observe(cloud([raw_vm(memory_mib=320, memory_max_mib=512)], {1: plain}), P, {}, t,
+                      nominal_kib={1: 384 * MIB}).snapshot.vms[0].report_problem
+    assert "> nominal 393216 KiB" in problem
