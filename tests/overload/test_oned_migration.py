@@ -81,6 +81,7 @@ def test_a_full_host_sheds_a_vm_by_live_migration_and_the_guest_then_grows(oned,
     # the applier runs the resizes, then starts the migrations (live, enforced)
     store = StateStore(str(tmp_path / "state.db"))
     params = ServiceParams(state_db=str(tmp_path / "state.db"), max_actions_per_s=1000)
+    oned.migrate_settle_s = 3.0   # long enough to see MIGRATE on a loaded machine
     result = Applier(cloud, store, params, throttle=Throttle(0)).apply(plan)
     assert [o.status for o in result.migrations] == ["issued"] * len(moves)
     migrate_calls = [c for c in oned.calls if c[0] == "one.vm.migrate"]
