@@ -59,11 +59,11 @@ def resize(lab, host, deploy_id, vm_id, new_mib, old_mib):
     return result, time.monotonic() - started
 
 
-@pytest.fixture(scope="module")
 # the resize action accepts a balloon within this of its target (CLOUDVAMP_BALLOON_TOLERANCE_KIB)
 BALLOON_TOLERANCE_KIB = 1024
 
 
+@pytest.fixture(scope="module")
 def full_memtotal_kib(lab):
     """Guest MemTotal at the full 512 MiB (kernel-reserved memory is not in MemTotal)."""
     return lab.guest_meminfo("one-101")["MemTotal"]
