@@ -28,6 +28,27 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://localhost:2633/RPC2"
 
+# oned 7.4 on sqlite shares one.db with monitord; a statement that waits longer than oned.conf's
+# DB/TIMEOUT (2.5 s) for the other's lock fails with SQLITE_BUSY ("database is locked" in
+# oned.log), and the request fails with the reply of whatever read came back empty
+# (SqliteDB::exec_ext, PoolSQL::get, Request::failure_message in the 7.4 source):
+#   the session's user not read  -> "User couldn't be authenticated, aborting call." (0x0100)
+#   the object not read          -> "Error getting <object> [<id>]."                  (0x0400)
+#   a pool dump failed           -> "Internal error"                                  (0x2000)
+# oned gives the first two for a wrong password and a deleted object as well, and in each case
+# it refused before changing anything: so these are retried a few times with a short back-off
+# and then reported as they are (a wrong password still fails, about 2 s later).
+TRANSIENT_RETRY_DELAYS_S = (0.25, 0.5, 1.0)
+
+
+def transient_reply(message: str, code: int) -> bool:
+    """True for the replies oned 7.4 also gives while its sqlite database is locked."""
+    if code == 0x0100:
+        return True
+    if code == 0x0400:
+        return "Error getting " in message
+    return code == 0x2000 and message.rstrip(". ").endswith("] Internal error")
+
 
 _URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s'\"]+@")
 
@@ -103,7 +124,8 @@ class OneCloud:
     """:class:`cvem.ports.Cloud` over oned's XML-RPC API (pyone 6.10+ / 7.x)."""
 
     def __init__(self, endpoint: str, session: str, timeout_s: float = 30.0,
-                 page_size: int = 2000, https_verify: bool = True):
+                 page_size: int = 2000, https_verify: bool = True,
+                 retry_delays_s=TRANSIENT_RETRY_DELAYS_S):
         import pyone
         from pyone.server_xrpc import RequestsTransport
 
@@ -138,6 +160,8 @@ class OneCloud:
         server._ServerProxy__transport = transport  # the proxy keeps it name-mangled
         self._server = server
         self.calls = 0
+        self.transient_retries = 0
+        self.retry_delays_s = tuple(retry_delays_s)
 
     def __repr__(self):  # never show the session
         return f"OneCloud({self.endpoint!r})"
@@ -145,6 +169,31 @@ class OneCloud:
     # ------------------------------------------------------------------ raw reads
     def call_raw(self, method: str, *params):
         """Call ``one.<method>`` and return the body of a success reply (XML as text)."""
+        return self._retrying(method, self._call_raw_once, method, *params)
+
+    def _retrying(self, method: str, attempt, *args):
+        """``attempt(*args)``, tried again after oned's database-locked replies
+        (:data:`TRANSIENT_RETRY_DELAYS_S`); one log line when a retry got through."""
+        started, first = time.monotonic(), None
+        for tries, delay_s in enumerate(self.retry_delays_s + (None,), start=1):
+            try:
+                result = attempt(*args)
+            except (AuthFailed, OneCallFailed) as error:
+                code = 0x0100 if isinstance(error, AuthFailed) else error.code
+                message = str(error) if isinstance(error, AuthFailed) else error.message
+                if delay_s is None or not transient_reply(message, code):
+                    raise
+                first = first or message
+                self.transient_retries += 1
+                time.sleep(delay_s)
+                continue
+            if tries > 1:
+                LOG.info("%s: oned answered %r (also its answer while its database is "
+                         "locked), then succeeded on try %d after %.1f s", method, first,
+                         tries, time.monotonic() - started)
+            return result
+
+    def _call_raw_once(self, method: str, *params):
         self.calls += 1
         try:
             reply = self._server._do_request(method, self._server._cast_parms(params))
@@ -222,6 +271,9 @@ class OneCloud:
 
     # --------------------------------------------------------------------- actions
     def _typed(self, method: str, fn, *args):
+        return self._retrying(method, self._typed_once, method, fn, *args)
+
+    def _typed_once(self, method: str, fn, *args):
         self.calls += 1
         try:
             return fn(*args)

@@ -168,21 +168,30 @@ def scale(vms, hosts, series, with_pyone, json_path):
               help="Publisher heartbeat used for the write budget.")
 @click.option("--cluster", "cluster_id", type=int, default=-1,
               help="Measure this existing cluster's RUNNING VMs instead of building fleets.")
+@click.option("--cycles", type=click.IntRange(1), default=6, show_default=True,
+              help="Cycles timed back to back at the service's period, then one steady cycle.")
+@click.option("--traces", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Trace folder: replay `default` on it for the resize rate of the history "
+                   "figure (e.g. ../shared/traces/bitbrains-rnd-2013-8).")
+@click.option("--resizes-per-vm-hour", type=click.FloatRange(min=0), default=None,
+              help="The resize rate for the history figure, instead of --traces.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the figures as JSON.")
 @click.pass_context
-def real(ctx, vms, heartbeat_s, cluster_id, json_path):
+def real(ctx, vms, heartbeat_s, cluster_id, cycles, traces, resizes_per_vm_hour, json_path):
     """Whole cycles on a real oned with the dummy drivers (the oned test bed, never a
-    production cloud): builds a cluster of `dummylive` hosts and N VMs, times a first and a
-    steady cvem cycle (read, decide, apply, show), deletes it all, and prints the oned write
-    budget per 1,000 VMs.
+    production cloud): builds a cluster of `dummylive` hosts and N VMs, times cvem cycles
+    (read, decide, apply, show) with the service's defaults, single calls and the history a
+    resize adds, deletes it all, and prints the oned write budget per 1,000 VMs.
 
     \b
     Example (test bed from ../shared/oned-testbed):
-      . /tmp/oned-testbed/env.sh && cvem bench real --vms 200,1000
+      . /tmp/oned-testbed/env.sh && cvem bench real --vms 200,1000 \\
+          --traces ../shared/traces/bitbrains-rnd-2013-8
     """
     from ..adapters.one import auth_file_path, read_session, resolve_endpoint
-    from ..bench.real_oned import measure, write_budget
+    from ..bench.real_oned import (default_policy_resize_rate, history_per_vm_month, measure,
+                                   write_budget)
     root = ctx.obj or {}
     try:
         endpoint = resolve_endpoint(root.get("endpoint"))
@@ -194,25 +203,55 @@ def real(ctx, vms, heartbeat_s, cluster_id, json_path):
     for n in sizes:
         click.echo(f"{n or 'existing'} VMs on {endpoint}:")
         try:
-            row = measure(endpoint, session, n, say=click.echo, cluster_id=cluster_id)
+            row = measure(endpoint, session, n, say=click.echo, cluster_id=cluster_id,
+                          cycles=cycles)
         except (RuntimeError, OSError, CloudvampError) as e:
             raise click.ClickException(f"{n} VMs: {e}")
-        for name, c in row["cycles"].items():
-            click.echo(f"  {name:8s} cycle {c['total_s']:6.2f} s (read {c['read_s']:.2f}, decide "
+        for i, c in enumerate(row["cycles"], start=1):
+            name = "steady" if c.get("steady") else f"cycle {i}"
+            click.echo(f"  {name:8s} {c['total_s']:6.2f} s (read {c['read_s']:.2f}, decide "
                        f"{c['decide_s']:.2f}, apply {c['apply_s']:.2f} for {c['resizes']} "
-                       f"resizes, show {c['show_s']:.2f} for {c['show_updates']} updates)")
-        click.echo(f"  one.vm.update {row['update_ms']:.1f} ms each (publisher reports)")
+                       f"resizes, {c['deferred']} deferred; show {c['show_s']:.2f} for "
+                       f"{c['show_updates']} updates)")
+        worst = max(c["total_s"] for c in row["cycles"])
+        click.echo(f"  longest cycle {worst:.2f} s against the {row['period_s']:g} s period: "
+                   f"{'within' if worst <= row['period_s'] else 'OVER'}")
+        calls = row["calls_ms"]
+        click.echo("  per call: " + ", ".join(f"{k[:-3]} {v:g} ms" for k, v in calls.items())
+                   + f", one.vm.resize {row['history']['resize_call_ms']:g} ms")
+        load = row["load_avg"]
+        click.echo(f"  load average {load['before']} before, {load['after']} after "
+                   f"({load['cpus']} CPUs); database-locked replies retried: "
+                   f"{row['database_locked_retries']} by the bench, "
+                   f"{row['adapter_retries']} by cvem")
         results.append(row)
     update_ms = max(r["update_ms"] for r in results) if results else 0.0
     budget = write_budget(update_ms, heartbeat_s)
     click.echo(f"oned writes per 1,000 VMs: publishers {budget['publishers_per_s']}/s (heartbeat "
                f"{heartbeat_s:g} s), cvem {budget['cvem_per_s']}/s (resize + LAST_ACTION at "
                f"1.5 resizes/VM-hour); measured capacity ~{budget['capacity_per_s']}/s, so "
-               f"{budget['share_at_10000_vms_pct']} % of it at 10,000 VMs; oned history "
-               f"{budget['history_bytes_per_vm_month'] / 1e6:.2f} MB per VM-month")
+               f"{budget['share_at_10000_vms_pct']} % of it at 10,000 VMs")
+    record = max(r["history"]["bytes_per_resize"] for r in results) if results else 0
+    history = {"bytes_per_resize": record}
+    try:
+        rate = resizes_per_vm_hour if resizes_per_vm_hour is not None else (
+            default_policy_resize_rate(traces) if traces else None)
+    except (CloudvampError, ValueError, OSError) as e:
+        raise click.ClickException(f"--traces: {e}")
+    if rate is None:
+        click.echo(f"oned history: {record} bytes per resize record (give --traces or "
+                   f"--resizes-per-vm-hour for the figure per VM-month)")
+    else:
+        month = history_per_vm_month(record, rate)
+        history.update(resizes_per_vm_hour=round(rate, 3), per_vm_month=month,
+                       rate_source=f"`default` replayed on {traces}" if resizes_per_vm_hour
+                       is None else "--resizes-per-vm-hour")
+        click.echo(f"oned history: {record} bytes per resize record; at {rate:.2f} resizes per "
+                   f"VM-hour ({history['rate_source']}) {month['records']} records, "
+                   f"{month['bytes'] / 1e3:.0f} KB per VM-month (purge: onedb purge-history)")
     if json_path:
         with open(json_path, "w") as fh:
-            json.dump({"sizes": results, "budget": budget}, fh, indent=2)
+            json.dump({"sizes": results, "budget": budget, "history": history}, fh, indent=2)
         click.echo(f"wrote {json_path}", err=True)
 
 

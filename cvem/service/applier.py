@@ -2,8 +2,9 @@
 
 Order is the planner's (phase 0 grows, shrinks, phase 2 grows). For every resize:
 
-1. rate limit (``max_actions_per_cycle``, ``max_actions_per_s``); what is left waits for
-   the next cycle (it will be planned again from fresh figures);
+1. rate limit (``max_actions_per_cycle``, ``max_actions_per_s``, and the cycle's time for
+   resizes, so that a cycle keeps to its period); what is left waits for the next cycle (it
+   will be planned again from fresh figures);
 2. a fresh read of the VM (``vmpool.infoextended`` of its ID alone: one history record,
    not ``one.vm.info``'s every record): skip (:class:`~cvem.errors.ActionSkipped`) if the VM left RUNNING,
    moved host or its MEMORY is no longer what was planned from;
@@ -88,9 +89,12 @@ class Applier:
             raise ActionSkipped(f"MEMORY is now {vm.memory_mib} MiB, planned from "
                                 f"{action.from_kib // KIB_PER_MIB} MiB")
 
-    def apply(self, plan: Plan) -> ApplyResult:
+    def apply(self, plan: Plan, deadline_s: Optional[float] = None) -> ApplyResult:
+        """Act on ``plan`` in order. Past ``deadline_s`` (``time.monotonic()``) no further
+        resize starts (the first always does): the rest waits for the next cycle."""
         result = ApplyResult()
         done = 0
+        late = 0
         for action in plan.actions:
             if isinstance(action, Migrate):
                 # Overload protection's moves (phase 3, after every resize): started here,
@@ -102,6 +106,10 @@ class Applier:
                 continue
             if done >= self.params.max_actions_per_cycle:
                 result.deferred.append(action)
+                continue
+            if done and deadline_s is not None and time.monotonic() > deadline_s:
+                result.deferred.append(action)
+                late += 1
                 continue
             done += 1
             try:
@@ -120,7 +128,8 @@ class Applier:
                             action.host_id, action.action, error)
                 result.failed.append((action, str(error)))
         if result.deferred:
-            LOG.info("rate limit: %d action(s) left for the next cycle", len(result.deferred))
+            LOG.info("rate limit: %d action(s) left for the next cycle%s", len(result.deferred),
+                     f" ({late} at the end of the cycle's time for resizes)" if late else "")
         return result
 
     def _migrate_one(self, action: Migrate) -> MigrationOutcome:
