@@ -94,6 +94,41 @@ def _create_vm(bed: Bed, index: int, host_id: int) -> int:
     raise RuntimeError(f"oned kept refusing to deploy bench-{index}")
 
 
+def _create_batch(bed: Bed, cluster_id: int, hosts: List[int], indexes) -> List[int]:
+    """The batch's VMs, all RUNNING. A deploy whose state change oned could not write
+    (database locked) leaves its VM in LCM_INIT or PROLOG_FAILURE for good: such a VM is
+    deleted and made again."""
+    pending, running = list(indexes), []
+    for _ in range(4):
+        batch = [_create_vm(bed, i, hosts[i % len(hosts)]) for i in pending]
+
+        def settled():
+            states = bed.states(cluster_id)
+            return all(states.get(v) == "3/3" for v in batch)
+        try:
+            _wait(settled, f"{len(batch)} bench VMs RUNNING", 180)
+        except RuntimeError:
+            pass
+        states = bed.states(cluster_id)
+        stuck = [(i, v) for i, v in zip(pending, batch) if states.get(v) != "3/3"]
+        running += [v for v in batch if states.get(v) == "3/3"]
+        for _, vm_id in stuck:
+            _delete(bed, vm_id)
+        pending = [i for i, _ in stuck]
+        if not pending:
+            return running
+    raise RuntimeError(f"{len(pending)} bench VMs never reached RUNNING")
+
+
+def _delete(bed: Bed, vm_id: int) -> None:
+    for operation in (3, 5):            # recover "delete", then "delete-db"
+        try:
+            bed.rpc("one.vm.recover", vm_id, operation)
+            return
+        except RuntimeError:
+            pass
+
+
 def _build(bed: Bed, vms: int, say: Callable[[str], None]):
     name = "cvem-bench-%d" % time.time_ns()
     cluster_id = bed.rpc("one.cluster.allocate", name)
@@ -114,10 +149,8 @@ def _build(bed: Bed, vms: int, say: Callable[[str], None]):
         # paced: a batch at a time, each RUNNING before the next, so oned's sqlite (shared
         # with monitord) is never asked for a thousand deploys' writes at once
         for first in range(0, vms, CREATE_BATCH):
-            for i in range(first, min(first + CREATE_BATCH, vms)):
-                vm_ids.append(_create_vm(bed, i, hosts[i % len(hosts)]))
-            _wait(lambda: list(bed.states(cluster_id).values()).count("3/3") == len(vm_ids),
-                  f"{len(vm_ids)} bench VMs RUNNING", 900)
+            vm_ids += _create_batch(bed, cluster_id, hosts,
+                                    range(first, min(first + CREATE_BATCH, vms)))
     except Exception:
         for vm_id in vm_ids:      # maybe not in the cluster's history yet: by ID
             try:
@@ -162,7 +195,7 @@ def _teardown(bed: Bed, cluster_id: int, hosts: List[int]) -> None:
             except RuntimeError:
                 pass
         try:
-            _wait(lambda: not bed.states(cluster_id), "bench VMs DONE", 120)
+            _wait(lambda: not bed.states(cluster_id), "bench VMs DONE", 180)
             break
         except RuntimeError:
             pass
