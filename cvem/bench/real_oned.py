@@ -102,13 +102,15 @@ def _create_batch(bed: Bed, cluster_id: int, hosts: List[int], indexes) -> List[
     for _ in range(4):
         batch = [_create_vm(bed, i, hosts[i % len(hosts)]) for i in pending]
 
-        def settled():
+        progress = {"running": -1, "since": time.monotonic()}
+
+        def settled():   # all RUNNING, or no VM of the batch got there for 30 s
             states = bed.states(cluster_id)
-            return all(states.get(v) == "3/3" for v in batch)
-        try:
-            _wait(settled, f"{len(batch)} bench VMs RUNNING", 180)
-        except RuntimeError:
-            pass
+            now_running = sum(1 for v in batch if states.get(v) == "3/3")
+            if now_running != progress["running"]:
+                progress.update(running=now_running, since=time.monotonic())
+            return now_running == len(batch) or time.monotonic() - progress["since"] > 30
+        _wait(settled, f"{len(batch)} bench VMs RUNNING", 900)
         states = bed.states(cluster_id)
         stuck = [(i, v) for i, v in zip(pending, batch) if states.get(v) != "3/3"]
         running += [v for v in batch if states.get(v) == "3/3"]

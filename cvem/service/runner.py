@@ -171,9 +171,9 @@ class Service:
         self.resize_backoff[rec.vm_id] = back
         self.store.set_resize_backoff(back)
         LOG.warning("vm=%d host=%d action=%s from_kib=%d to_kib=%d failed: rolled back by "
-                    "oned (driver error, MEMORY still %d MiB); failure %d in a row, next try "
-                    "in %.0f s", rec.vm_id, rec.host_id, rec.action, rec.from_kib, rec.to_kib,
-                    to_mib(rec.from_kib), failures, wait_s)
+                    "oned (driver error, or a database-locked oned lost it; MEMORY still "
+                    "%d MiB); failure %d in a row, next try in %.0f s", rec.vm_id, rec.host_id,
+                    rec.action, rec.from_kib, rec.to_kib, to_mib(rec.from_kib), failures, wait_s)
 
     def _held_back(self, now_s: float) -> Dict[int, str]:
         return {vm_id: f"resize back-off: {b.last_error} failed {b.failures} time(s) in a "

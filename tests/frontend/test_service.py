@@ -242,8 +242,9 @@ def test_a_cycle_applies_every_action_for_1000_vms(oned, tmp_path):
     for i in range(1000):
         vm = oned.add_vm(host_id=i % 100, memory_mib=4096, memory_max_mib=4096, realistic=True)
         oned.set_guest(vm, 700 * MIB)
+    # a period long enough that the cycle's time for resizes (60 % of it) does not bind
     service = make_service(oned, tmp_path, extra="max_actions_per_cycle = 1000\n"
-                           "max_updates_per_cycle = 1000\n")
+                           "max_updates_per_cycle = 1000\nperiod_s = 3600\n")
     dry = service.cycle(dry_run=True)
     report = service.cycle()
     print("\n1000 VMs: read+decide+plan %.3f s; full cycle %.3f s with %d resizes and %d "
