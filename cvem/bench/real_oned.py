@@ -2,13 +2,20 @@
 
 For a *test* OpenNebula with the dummy drivers (the project's oned test bed): it creates a
 cluster of its own with hosts on the live-resize VM_MAD ``dummylive``, N VMs (1 GiB, placed
-with ``enforce=false``), publishes one guest report per VM the way the OneGate publisher does
-(one ``one.vm.update`` each), runs cvem's Service on that cluster, then deletes everything.
+with ``enforce=false``, 50 at a time), publishes one guest report per VM the way the OneGate
+publisher does (one ``one.vm.update`` each), runs cvem's Service on that cluster with the
+service's defaults, then deletes everything.
 
-Reported per size: the first cycle (every show attribute written, the shrinks of idle guests)
-and a steady cycle (fresh reports, nothing new to show), each split into read / decide /
-apply / show, with the number of resizes and attribute writes; the measured cost of one
-``one.vm.update``; and the write budget per 1,000 VMs that publishers and cvem put on oned.
+Reported per size: each cycle (paced at the period, as ``cvem run`` does) split into read /
+decide / apply / show with its resizes, deferred actions and attribute writes; the cost of
+each kind of call on its own; the load average; the bytes one resize adds to oned's history
+(a VM's ``one.vm.info`` before and after); and the write budget per 1,000 VMs.
+
+oned 7.4 on sqlite shares ``one.db`` with monitord: under load it answers with its
+database-locked forms (:func:`cvem.adapters.one.transient_reply`) or loses a write (a VM
+left in LCM_INIT, PROLOG or EPILOG): the bench retries the first and remakes or deletes
+the second. The dummy IM's ``vm/execution`` probe calls ``one.vm.info`` for every VM on every
+host every ``EXEC_VM`` seconds (5 in monitord.conf): raise it on the bed for large fleets.
 """
 from __future__ import annotations
 
