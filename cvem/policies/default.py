@@ -109,7 +109,7 @@ class Default(Policy):
             "min": 1.0, "help": "rises are aggregated per window (largest one kept)"})
         deficit_weight: float = field(default=1.5, metadata={
             "min": 0.0, "max": 10.0, "help": "surge learned from a shortfall, × deficit"})
-        starved_half_life_s: float = field(default=7 * 86400.0, metadata={
+        starved_half_life_s: float = field(default=5 * 86400.0, metadata={
             "min": 0.0,
             "help": "how long a level at which the guest was short stays held (0: off): a "
                     "guest is not starved twice at the same level"})
@@ -119,17 +119,17 @@ class Default(Policy):
                     "fraction of it (or 256 MiB)"})
         starved_margin_ratio: float = field(default=0.10, metadata={
             "min": 0.0, "max": 2.0, "help": "headroom above a remembered starved level"})
-        starved_daily_half_life_s: float = field(default=0.0, metadata={
+        starved_daily_half_life_s: float = field(default=14 * 86400.0, metadata={
             "min": 0.0,
             "help": "how long a starved level stays held around the same time of day, on "
                     "later days (0: off): recurring peaks (cron, backups, batch) are met "
                     "before they starve the guest again, without holding the level all day"})
         starved_daily_slot_s: float = field(default=1800.0, metadata={
             "min": 60.0, "max": 86400.0, "help": "time-of-day resolution of starved levels"})
-        starved_daily_before_s: float = field(default=3600.0, metadata={
+        starved_daily_before_s: float = field(default=7200.0, metadata={
             "min": 0.0, "max": 43200.0,
             "help": "a starved level is held from this long before its time of day"})
-        starved_daily_after_s: float = field(default=3600.0, metadata={
+        starved_daily_after_s: float = field(default=7200.0, metadata={
             "min": 0.0, "max": 43200.0,
             "help": "... until this long after it"})
         grow_headroom_ratio: float = field(default=0.10, metadata={
