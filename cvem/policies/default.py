@@ -41,7 +41,14 @@ Design (measurements and plots in docs/policy.md):
   needed (used + swapped) becomes a floor, × (1 + ``starved_margin_ratio``), decaying with
   that half-life. A guest is not starved twice at the same level: most severe shortfalls on
   the traces are at a level the VM had already reached, and a VM that starved once at a
-  level tends to go back there.
+  level tends to go back there. Held 5 days: the reclaim/safety knob (shorter: more reclaim,
+  more severe shortfalls).
+* **Starved levels by time of day** (``starved_daily_*``): the same level is also held,
+  with a half-life of ``starved_daily_half_life_s`` (14 days), from ``starved_daily_before_s``
+  before to ``starved_daily_after_s`` after the time of day at which the guest starved, on
+  every later day. Recurring peaks (cron, backups, batch) are met shortly *before* they come
+  back (PRESS-style signatures, Gong et al. 2010) without holding the level all day long;
+  with it, the continuous memory above can be shorter for the same safety.
 * **Hysteresis band** (``shrink_band_ratio``, ``grow_headroom_ratio``): the allocation is
   held while it lies between the target and target × (1 + band); outside, it goes to
   target × (1 + headroom). One resize then lasts while the need wanders inside the band
@@ -49,7 +56,7 @@ Design (measurements and plots in docs/policy.md):
   absorbs part of the next rise. On a host with less than ``tight_room_ratio`` of its memory
   unallocated the band narrows to the headroom: slack is free only while the host has room.
 
-Target = max(level, habit, starved floor, need × (1 + margin_ratio) + surge_weight × surge),
+Target = max(level, habit, starved floors, need × (1 + margin_ratio) + surge_weight × surge),
 then the band. The shared guards then apply the floor, ceiling, pressure growth, gradual
 shrink, cooldown and step.
 Nothing here is per-VM configuration: every VM starts from the same parameters and learns
