@@ -32,6 +32,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from ..core.guest_signals import Corroboration, report_freshness
 from ..errors import ConfigError
 from ..sim.guests import guest_figures
 
@@ -62,6 +63,9 @@ class PublisherReplay:
     writes: int
     vm_seconds: float
     reasons: Dict[str, int]
+    # VM-steps by cvem's verdict on the last published report against the guest's current
+    # used memory (what a fresh probe shows), :func:`cvem.core.guest_signals.report_freshness`
+    verdicts: Dict[str, int]
 
     @property
     def per_s_per_1000_vms(self) -> float:
@@ -84,8 +88,12 @@ def _figures_text(total_kib, used_kib, swap_kib, swap_in, swap_out, psi_some, ps
 
 def replay_publishers(demand_kib: np.ndarray, alloc_kib: np.ndarray, step_s: float,
                       present_from: Optional[np.ndarray] = None, sample_s: float = 10.0,
-                      rules=None, publisher=None, vm_stride: int = 1) -> PublisherReplay:
-    """Replay each VM's demand under its allocation through ``publish_reason``."""
+                      rules=None, publisher=None, vm_stride: int = 1,
+                      stale_after_s: float = 120.0,
+                      corroboration: Corroboration = Corroboration()) -> PublisherReplay:
+    """Replay each VM's demand under its allocation through ``publish_reason``; at the end
+    of each step, cvem's verdict on the last published report (the probe taken as fresh and
+    showing the guest's current use)."""
     publisher = publisher or load_publisher()
     rules = rules or publisher.DEFAULT_RULES
     n_vm, n_step = demand_kib.shape
@@ -97,7 +105,7 @@ def replay_publishers(demand_kib: np.ndarray, alloc_kib: np.ndarray, step_s: flo
         g = guest_figures(demand_kib[:, t], alloc_kib[:, t], swap, step_s)
         swap = g.swap_used_kib
         figures_by_step.append(g)
-    writes, vm_seconds, reasons = 0, 0.0, {}
+    writes, vm_seconds, reasons, verdicts = 0, 0.0, {}, {}
     for v in range(0, n_vm, vm_stride):
         last, last_at_s = None, 0.0
         for t in range(int(present_from[v]), n_step):
@@ -120,7 +128,14 @@ def replay_publishers(demand_kib: np.ndarray, alloc_kib: np.ndarray, step_s: flo
                 if 0 < k < samples_per_step and step_start_s + k * sample_s > now_s:
                     sample_times.append(step_start_s + k * sample_s)
             vm_seconds += step_s
-    return PublisherReplay(writes=writes, vm_seconds=vm_seconds, reasons=reasons)
+            step_end_s = step_start_s + step_s
+            verdict = report_freshness(
+                step_end_s - last_at_s, stale_after_s, True,
+                float(last["CLOUDVAMP_MEM_USED_KIB"]), float(g.used_kib[v]),
+                float(last["CLOUDVAMP_MEM_TOTAL_KIB"]), corroboration)
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    return PublisherReplay(writes=writes, vm_seconds=vm_seconds, reasons=reasons,
+                           verdicts=verdicts)
 
 
 def _next_due_s(last_at_s: float, figures, rules, publisher, sample_s: float) -> float:

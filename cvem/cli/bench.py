@@ -297,6 +297,11 @@ def writes(traces, vms, days, heartbeat_s, min_change_kib, min_change_ratio, sam
                f"{sample_s:g} s): {result['publishers_per_s_per_1000']:.3f} writes/s per "
                f"1,000 VMs; why: " + ", ".join(f"{k} {v}" for k, v in sorted(
                    replay.reasons.items(), key=lambda kv: -kv[1])))
+    seen = sum(replay.verdicts.values()) or 1
+    click.echo("cvem's view of the published reports (probe fresh): " + ", ".join(
+        f"{k} {100.0 * v / seen:.1f} %" for k, v in sorted(replay.verdicts.items(),
+                                                          key=lambda kv: -kv[1]))
+               + " of VM-steps (moved: no shrink on it)")
     click.echo(f"cvem: {result['cvem_per_s_per_1000']:.3f} writes/s per 1,000 VMs (resizes "
                f"{cvem['resizes_per_s']:.3f}, show {cvem['show_per_s']:.3f}, quota "
                f"{cvem['quota_per_s']:.3f}; {cvem['resizes_per_vm_hour']:.2f} resizes per "
@@ -309,6 +314,7 @@ def writes(traces, vms, days, heartbeat_s, min_change_kib, min_change_ratio, sam
     if json_path:
         with open(json_path, "w") as fh:
             json.dump({"budget": result, "cvem": cvem, "publisher_reasons": replay.reasons,
+                       "report_verdicts": replay.verdicts,
                        "rules": dict(rules._asdict()), "sample_s": sample_s,
                        "vms": workload.vms, "days": round(workload.steps * workload.step_s
                                                           / 86400.0, 2)}, fh, indent=2)
