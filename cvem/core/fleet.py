@@ -134,7 +134,8 @@ class FleetHistory:
         return {k[len(p):]: v for k, v in self.columns.items() if k.startswith(p)}
 
 
-# The guest publisher sends a heartbeat at least every 60 s; three missed ones make a report stale.
+# Default for callers without a service config (the service passes its stale_after_s; a report
+# the probe keeps current carries the probe's time, see cvem.service.observe).
 DEFAULT_MAX_REPORT_AGE_S = 180.0
 
 
