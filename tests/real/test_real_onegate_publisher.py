@@ -64,15 +64,20 @@ def _user_template(one, vm_id):
     return {e.tag: e.text for e in one.vm(vm_id).find("USER_TEMPLATE")}
 
 
-def test_publisher_reports_through_real_onegate_and_cvem_shrinks_then_grows(real_one, empty_cluster,
-                                                                            tmp_path):
+def _idle_guest(real_one, empty_cluster, tmp_path):
+    """(cluster, VM with a OneGate token on host A, its fake /proc using 500 MiB, Guest)."""
     if not real_one.managed:
         pytest.skip("needs the test bed's OneGate server and testbed.py token")
     cluster_id, (a, _b, _d) = empty_cluster
     vm = real_one.make_vm(a, SIZE_MIB, SIZE_MIB, extra='CONTEXT=[TOKEN="YES"]\n')
     fake = FakeProc(tmp_path / "proc").write(mem_total_kib=SIZE_MIB * MIB_KIB,
                                              mem_available_kib=(SIZE_MIB - 500) * MIB_KIB)
-    guest = Guest(real_one, vm, fake.root, tmp_path)
+    return cluster_id, vm, fake, Guest(real_one, vm, fake.root, tmp_path)
+
+
+def test_publisher_reports_through_real_onegate_and_cvem_shrinks_then_grows(real_one, empty_cluster,
+                                                                            tmp_path):
+    cluster_id, vm, fake, guest = _idle_guest(real_one, empty_cluster, tmp_path)
 
     guest.publish()
     keys = _user_template(real_one, vm)
@@ -111,13 +116,7 @@ def test_publisher_reports_through_real_onegate_and_cvem_shrinks_then_grows(real
 def test_publisher_loop_writes_on_change_through_real_onegate(real_one, empty_cluster, tmp_path):
     """The loop (not --once) with its default 30 min heartbeat: one PUT for a quiet guest,
     one more when used memory moves past the deadband; nothing else reaches oned."""
-    if not real_one.managed:
-        pytest.skip("needs the test bed's OneGate server and testbed.py token")
-    cluster_id, (a, _b, _d) = empty_cluster
-    vm = real_one.make_vm(a, SIZE_MIB, SIZE_MIB, extra='CONTEXT=[TOKEN="YES"]\n')
-    fake = FakeProc(tmp_path / "proc").write(mem_total_kib=SIZE_MIB * MIB_KIB,
-                                             mem_available_kib=(SIZE_MIB - 500) * MIB_KIB)
-    guest = Guest(real_one, vm, fake.root, tmp_path)
+    _cluster, vm, fake, guest = _idle_guest(real_one, empty_cluster, tmp_path)
     command = [sys.executable, str(REPO / "onegate" / "cloudvamp-publisher"), "--verbose",
                "--interval", "0.3", "--cycles", "16", "--timeout", "60", "--proc", str(fake.root),
                "--one-env", str(tmp_path / "no-one-env"),
