@@ -171,10 +171,13 @@ def scale(vms, hosts, series, with_pyone, json_path):
               help="Measure this existing cluster's RUNNING VMs instead of building fleets.")
 @click.option("--capacity/--no-capacity", default=True, show_default=True,
               help="Also measure oned's one.vm.update capacity (4 clients, 10 s).")
+@click.option("--writes-json", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A `cvem bench writes --json` result: its total at 10,000 VMs is set "
+                   "against the capacity measured here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the figures as JSON.")
 @click.pass_context
-def real(ctx, vms, heartbeat_s, cluster_id, capacity, json_path):
+def real(ctx, vms, heartbeat_s, cluster_id, capacity, writes_json, json_path):
     """Whole cycles on a real oned with the dummy drivers (the oned test bed, never a
     production cloud): builds a cluster of `dummylive` hosts and N VMs, times a first and a
     steady cvem cycle (read, decide, apply, show), deletes it all, and prints the oned write
@@ -215,6 +218,13 @@ def real(ctx, vms, heartbeat_s, cluster_id, capacity, json_path):
         click.echo(f"oned write capacity: {cap['updates_per_s']:.0f} one.vm.update/s "
                    f"({cap['clients']} clients, {cap['duration_s']:g} s, {cap['failed']} "
                    f"refused)")
+        if writes_json:
+            with open(writes_json) as fh:
+                total = json.load(fh)["budget"]["total_per_s"]
+            cap["writes_at_10000_vms_per_s"] = total
+            cap["share_pct"] = round(100.0 * total / max(cap["updates_per_s"], 1e-9), 1)
+            click.echo(f"  {total:g} writes/s at 10,000 VMs ({writes_json}) = "
+                       f"{cap['share_pct']:g} % of it (target < 20 %)")
     else:
         cap = None
     update_ms = max(r["update_ms"] for r in results) if results else 0.0
