@@ -1,0 +1,181 @@
+"""The frontier sweep: knob declarations, and the bound/dominance computed from metric rows."""
+from dataclasses import dataclass, field
+
+import math
+
+import pytest
+
+from cvem.bench.frontier import (frontier_report, frontier_rows, oracle_reclaimed_pct,
+                                 run_sweep, sweep_tasks)
+from cvem.bench.frontier_math import (at_shortfall, dominance, envelope, fewest_severe_at,
+                                      target_bound)
+from cvem.core.policy import FrontierKnob, Policy, check_frontier_knob, setting_label
+from cvem.errors import ConfigError
+from cvem.policies.base import available_policies, policy_class
+from cvem.sim.engine import CloudConfig
+from cvem.sim.workloads import generate
+
+
+def row(policy, short, reclaim, severe, shipped=False, oracle=100.0, setting="k=1"):
+    return {"policy": policy, "setting": setting, "shipped": shipped,
+            "shortfall_interval_pct": short, "reclaimed_pct": reclaim,
+            "oracle_efficiency_pct": 100.0 * reclaim / oracle, "severe_events": severe,
+            "avoidable_severe": severe // 2, "resizes_per_vm_hour": 0.1}
+
+
+# ------------------------------------------------------------------ knob declarations
+
+@pytest.mark.parametrize("name", available_policies())
+def test_every_registered_knob_is_a_valid_parameter_sweep(name):
+    knob = check_frontier_knob(policy_class(name))
+    if name in ("none", "oracle"):
+        assert knob is None                       # nothing to trade
+    else:
+        assert knob is not None and len(knob.values) >= 2
+
+
+def _policy_with(knob):
+    class Fake(Policy):
+        name = "fake"
+
+        @dataclass(frozen=True)
+        class Params:
+            margin_ratio: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})
+    Fake.frontier_knob = knob
+    return Fake
+
+
+def test_a_knob_on_an_unknown_parameter_is_refused_with_its_name():
+    with pytest.raises(ConfigError, match="'margin' is not a parameter.*margin_ratio"):
+        check_frontier_knob(_policy_with(FrontierKnob("margin", (0.1, 0.2))))
+
+
+def test_a_knob_value_out_of_the_parameter_bounds_is_refused():
+    with pytest.raises(ConfigError, match="above its maximum"):
+        check_frontier_knob(_policy_with(FrontierKnob("margin_ratio", (0.1, 5.0))))
+
+
+@pytest.mark.parametrize("values", [(0.1,), (0.1, 0.1)])
+def test_a_knob_needs_two_distinct_values(values):
+    with pytest.raises(ConfigError, match="two distinct values"):
+        check_frontier_knob(_policy_with(FrontierKnob("margin_ratio", values)))
+
+
+def test_a_joint_knob_sets_its_parameters_together():
+    class Two(_policy_with(None)):
+        @dataclass(frozen=True)
+        class Params:
+            a: float = field(default=0.1, metadata={"min": 0.0})
+            b: float = field(default=1.0, metadata={"min": 0.0})
+    Two.frontier_knob = FrontierKnob(("a", "b"), ((0.0, 2.0), (0.1, 1.0)))
+    assert check_frontier_knob(Two).points() == [{"a": 0.0, "b": 2.0}, {"a": 0.1, "b": 1.0}]
+    assert setting_label({"a": 0.0, "b": 2.0}) == "a=0,b=2"
+    Two.frontier_knob = FrontierKnob(("a", "b"), ((0.0, 2.0), (0.1,)))
+    with pytest.raises(ConfigError, match="must set all of a, b"):
+        check_frontier_knob(Two)
+
+
+def test_a_knob_must_be_declared_as_a_frontier_knob():
+    with pytest.raises(ConfigError, match="must be a FrontierKnob"):
+        check_frontier_knob(_policy_with(("margin_ratio", (0.1, 0.2))))
+
+
+def test_the_sweep_leaves_out_the_shipped_value_and_knobless_policies():
+    tasks = sweep_tasks(["vpa", "oracle"])
+    knob = policy_class("vpa").frontier_knob
+    shipped = policy_class("vpa").Params().margin_ratio
+    assert [p for _, p in tasks] == [{"margin_ratio": v} for v in knob.values if v != shipped]
+    assert {n for n, _ in tasks} == {"vpa"}
+
+
+# ------------------------------------------------------------------ frontier computations
+
+def test_envelope_keeps_the_points_nothing_beats_on_both_axes():
+    rows = [row("d", 0.01, 50, 10), row("d", 0.02, 40, 5), row("d", 0.03, 70, 30),
+            row("d", 0.03, 60, 20)]
+    assert [(r["shortfall_interval_pct"], r["reclaimed_pct"]) for r in envelope(rows)] == \
+        [(0.01, 50), (0.03, 70)]
+
+
+def test_reclaim_and_severe_are_interpolated_between_the_bracketing_points():
+    rows = [row("d", 0.01, 50, 10), row("d", 0.03, 70, 30)]
+    got = at_shortfall(rows, 0.02)
+    assert got["reclaimed_pct"] == pytest.approx(60) and got["severe_events"] == pytest.approx(20)
+    assert at_shortfall(rows, 0.03)["reclaimed_pct"] == pytest.approx(70)
+    assert at_shortfall(rows, 0.005) is None and at_shortfall(rows, 0.5) is None
+
+
+def test_dominance_at_the_arms_own_shortfall():
+    own = [row("default", 0.01, 50, 10), row("default", 0.03, 70, 30)]
+    beaten = dominance(own, row("vpa", 0.02, 55, 25, shipped=True))
+    assert beaten["dominates"] is True and beaten["witness"] is None   # only interpolated
+    assert beaten["interpolated"]["reclaimed_pct"] == pytest.approx(60)
+    more_severe = dominance(own, row("mw", 0.02, 55, 15, shipped=True))
+    assert more_severe["dominates"] is False and more_severe["dominates_reclaim"] is True
+    assert more_severe["dominates_severe"] is False
+
+
+def test_dominance_says_which_way_the_sweep_does_not_reach():
+    own = [row("default", 0.01, 50, 10), row("default", 0.03, 70, 30)]
+    bold = dominance(own, row("cv", 2.0, 90, 9000, shipped=True))
+    assert bold["dominates"] is None and "boldest" in bold["reach"]
+    assert bold["witness"] is None
+    timid = dominance(own, row("mom", 0.001, 20, 5, shipped=True))
+    assert timid["dominates"] is None and "most cautious" in timid["reach"]
+
+
+def test_a_witness_beats_the_arm_on_every_axis_without_interpolation():
+    own = [row("default", 0.01, 60, 10), row("default", 0.05, 80, 50)]
+    d = dominance(own, row("proxmox", 0.04, 20, 60, shipped=True))
+    assert d["witness"]["reclaimed_pct"] == 60
+
+
+def test_the_target_bound_is_the_fewest_severe_events_at_the_target_reclaim():
+    rows = [row("vpa", 0.02, 50, 100, shipped=True), row("vpa", 0.2, 86, 900),
+            row("default", 0.02, 60, 80, shipped=True), row("default", 0.1, 85, 400),
+            row("default", 0.3, 90, 1500), row("oracle", 0, 100, 0, shipped=True)]
+    b = target_bound(rows, 85.0, "vpa")
+    assert b["reference_severe"] == 100
+    assert b["per_policy"]["default"]["severe_events"] == 400
+    assert b["per_policy"]["vpa"]["severe_events"] == 900
+    assert b["best"]["policy"] == "default" and b["met"] is False   # the oracle is no arm
+    assert fewest_severe_at(rows_of_policy(rows, "vpa")[:1], 85.0) is None
+    rows.append(row("max-window", 0.05, 88, 90))
+    assert target_bound(rows)["met"] is True
+
+
+def rows_of_policy(rows, name):
+    return [r for r in rows if r["policy"] == name]
+
+
+def test_frontier_rows_add_the_share_of_the_oracle_and_the_shipped_point():
+    shipped = {"oracle": {"reclaimed_pct": 80.0, "shortfall_interval_pct": 0.0,
+                          "severe_events": 0, "avoidable_severe": 0,
+                          "resizes_per_vm_hour": 3.0},
+               "vpa": {"reclaimed_pct": 40.0, "shortfall_interval_pct": 0.02,
+                       "severe_events": 9, "avoidable_severe": 4, "resizes_per_vm_hour": 0.1}}
+    swept = [{"reclaimed_pct": 60.0, "shortfall_interval_pct": 0.05, "severe_events": 30,
+              "avoidable_severe": 20, "resizes_per_vm_hour": 0.1}]
+    rows = frontier_rows(shipped, [("vpa", {"margin_ratio": 0.0})], swept)
+    vpa = [r for r in rows if r["policy"] == "vpa"]
+    assert [r["oracle_efficiency_pct"] for r in vpa] == [50.0, 75.0]
+    assert vpa[0]["shipped"] and vpa[0]["setting"] == "margin_ratio=0.15"
+    assert not vpa[1]["shipped"] and vpa[1]["setting"] == "margin_ratio=0"
+    report = frontier_report(rows)
+    assert report["dominance"] == []                        # no default rows
+    assert report["bound"]["reference_severe"] == 9
+
+
+def test_the_oracle_reclaim_is_read_back_when_the_oracle_is_not_an_arm():
+    assert oracle_reclaimed_pct({"vpa": {"reclaimed_pct": 40.0,
+                                         "oracle_efficiency_pct": 50.0}}) == 80.0
+    assert math.isnan(oracle_reclaimed_pct({}))
+
+
+def test_the_sweep_runs_the_benchmarks_simulator_in_worker_processes():
+    w = generate("step", vms=4, days=0.05, step_s=60.0, seed=1)
+    tasks = [("vpa", {"margin_ratio": 0.0}), ("vpa", {"margin_ratio": 0.5})]
+    one = run_sweep(w, tasks, CloudConfig(), jobs=1)
+    two = run_sweep(w, tasks, CloudConfig(), jobs=2)
+    assert one == two
+    assert one[0]["reclaimed_pct"] >= one[1]["reclaimed_pct"]
