@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from cvem.bench.frontier import (frontier_report, frontier_rows, oracle_reclaimed_pct,
+from cvem.bench.frontier import (format_frontier, frontier_report, frontier_rows,
+                                 oracle_reclaimed_pct, plot_frontier,
                                  run_sweep, sweep_tasks)
 from cvem.bench.frontier_math import (at_shortfall, dominance, envelope, fewest_severe_at,
                                       target_bound)
@@ -179,3 +180,20 @@ def test_the_sweep_runs_the_benchmarks_simulator_in_worker_processes():
     two = run_sweep(w, tasks, CloudConfig(), jobs=2)
     assert one == two
     assert one[0]["reclaimed_pct"] >= one[1]["reclaimed_pct"]
+
+
+def test_the_table_and_the_plot_show_bound_and_dominance(tmp_path):
+    rows = [row("vpa", 0.02, 50, 100, shipped=True, setting="margin_ratio=0.15"),
+            row("vpa", 0.2, 86, 900, setting="margin_ratio=0"),
+            row("default", 0.02, 60, 80, shipped=True, setting="a=1"),
+            row("default", 0.1, 85, 400, setting="a=0"),
+            row("mom", 0.001, 17, 5, shipped=True, setting="p=0.2"),
+            row("oracle", 0.0, 100, 0, shipped=True, setting="")]
+    report = frontier_report(rows)
+    text = format_frontier(rows, report)
+    assert "fewest severe at >= 85 %: default a=0: 85.0 % of oracle" in text
+    assert "-> MISSED (vpa 100)" in text
+    assert "vpa            at 0.020 % short" in text and "DOMINATES" in text
+    assert "mom" in text and "not reached: the sweep's most cautious point is bolder" in text
+    plot_frontier(rows, report, str(tmp_path / "frontier.png"), title="t")
+    assert (tmp_path / "frontier.png").stat().st_size > 0
