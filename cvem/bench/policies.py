@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -111,10 +112,13 @@ def run_bench(workloads: List[Workload], policies=DEFAULT_POLICIES, cloud=CloudC
 
 def _frontier(w: Workload, results, cloud, jobs, progress, plot_dir):
     from .frontier import frontier_report, frontier_rows, plot_frontier, run_sweep, sweep_tasks
+    started = time.monotonic()
     tasks = sweep_tasks([n for n in results if n != "none"])
     swept = run_sweep(w, tasks, cloud, jobs=jobs, progress=progress)
     rows = frontier_rows({n: m for n, m in results.items() if n != "none"}, tasks, swept)
-    out = {"rows": rows, "report": frontier_report(rows)}
+    out = {"rows": rows, "report": frontier_report(rows), "runs": len(tasks), "jobs": jobs,
+           "cpu_s": round(sum(m["cpu_s"] for m in swept), 1),
+           "wall_s": round(time.monotonic() - started, 1)}
     if plot_dir:
         os.makedirs(plot_dir, exist_ok=True)
         path = os.path.join(plot_dir, "frontier.png")

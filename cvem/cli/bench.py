@@ -120,7 +120,10 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
                 f"{key} {value:.3g} {'MET' if met else 'MISSED'} ({goal_words})"
                 for key, value, _goal, met, goal_words in entry["targets"]))
         if "frontier" in entry:
-            click.echo(format_frontier(entry["frontier"]["rows"], entry["frontier"]["report"]))
+            f = entry["frontier"]
+            click.echo(format_frontier(f["rows"], f["report"]))
+            click.echo(f"  ({f['runs']} sweep runs in {f['wall_s']:.0f} s wall with {f['jobs']} "
+                       f"processes, {f['cpu_s']:.0f} CPU-s)")
     wall_s = time.monotonic() - started
     click.echo(f"({wall_s:.1f} s)", err=True)
     if json_path:

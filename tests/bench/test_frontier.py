@@ -178,7 +178,9 @@ def test_the_sweep_runs_the_benchmarks_simulator_in_worker_processes():
     tasks = [("vpa", {"margin_ratio": 0.0}), ("vpa", {"margin_ratio": 0.5})]
     one = run_sweep(w, tasks, CloudConfig(), jobs=1)
     two = run_sweep(w, tasks, CloudConfig(), jobs=2)
-    assert one == two
+    figures = [{k: v for k, v in m.items() if k != "cpu_s"} for m in one]
+    assert figures == [{k: v for k, v in m.items() if k != "cpu_s"} for m in two]
+    assert all(m["cpu_s"] >= 0 for m in one + two)
     assert one[0]["reclaimed_pct"] >= one[1]["reclaimed_pct"]
 
 
