@@ -66,7 +66,7 @@ class Workload:
         if "present_from_step" in info:
             info["present_from_step"] = np.asarray(info["present_from_step"])[rows]
         surges = self.surge_starts
-        if surges is not None:
+        if surges is not None and len(surges):
             keep = surges[:, 0] % stride == 0
             surges = np.column_stack([surges[keep, 0] // stride, surges[keep, 1]])
         names = list(self.vm_names)

@@ -199,3 +199,12 @@ def test_the_table_and_the_plot_show_bound_and_dominance(tmp_path):
     assert "mom" in text and "not reached: the sweep's most cautious point is bolder" in text
     plot_frontier(rows, report, str(tmp_path / "frontier.png"), title="t")
     assert (tmp_path / "frontier.png").stat().st_size > 0
+
+
+def test_a_sub_sample_keeps_every_nth_vm_with_its_surges():
+    w = generate("step", vms=9, days=0.05, step_s=60.0, seed=3)
+    sub = w.every(4)
+    assert sub.vms == 3 and (sub.demand_kib == w.demand_kib[[0, 4, 8]]).all()
+    kept = [(vm, t) for vm, t in w.surge_starts if vm % 4 == 0]
+    assert [(vm * 4, t) for vm, t in sub.surge_starts] == kept
+    assert w.every(1) is w
