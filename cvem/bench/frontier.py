@@ -104,7 +104,9 @@ def frontier_rows(shipped: Mapping[str, Mapping[str, float]], tasks: Sequence[Ta
     rows: List[Dict[str, object]] = []
     for name, m in shipped.items():
         setting = shipped_setting(name)
-        rows.append({"policy": name, "setting": setting_label(setting) if setting else "",
+        label = "" if not setting else (setting_label(setting) if len(setting) == 1
+                                         else "shipped")
+        rows.append({"policy": name, "setting": label,
                      "shipped": True, **{k: float(m[k]) for k in FIGURES}})
     for (name, params), m in zip(tasks, swept):
         rows.append({"policy": name, "setting": _changed(params, shipped_setting(name)),
@@ -159,9 +161,13 @@ def format_frontier(rows: Sequence[Mapping[str, object]], report: Mapping[str, o
         if name in ("oracle", "none") or not any(r["policy"] == name and r.get("setting")
                                                  for r in rows):
             continue
-        lines.append(f"    {name:14s} " + (f"fewest severe at >= {b['min_of_oracle_pct']:g} %: "
-                                           + _fmt_point(best) if best else
-                                           f"no swept point reaches {b['min_of_oracle_pct']:g} %"))
+        line = f"    {name:14s} " + (f"fewest severe at >= {b['min_of_oracle_pct']:g} %: "
+                                       + _fmt_point(best) if best else
+                                       f"no swept point reaches {b['min_of_oracle_pct']:g} %")
+        between = b["interpolated_severe"].get(name)
+        if between is not None:
+            line += f" (interpolated at {b['min_of_oracle_pct']:g} %: {between:.0f})"
+        lines.append(line)
     best = b["best"]
     lines.append("    over all swept points: " + (
         _fmt_point(best) + f" -> {'MET' if b['met'] else 'MISSED'} (vpa "
@@ -174,12 +180,14 @@ def format_frontier(rows: Sequence[Mapping[str, object]], report: Mapping[str, o
                 f"({d['arm_reclaimed_pct']:.1f} % reclaimed, {d['arm_severe']:.0f} severe): ")
         got = d["interpolated"]
         if got is None:
-            head += f"default {d['reach']}"
+            head += f"default {d['reach']}" if d["witness"] is None else "default"
         else:
-            head += (f"default {got[RECLAIM]:.1f} % reclaimed, {got[SEVERE]:.0f} severe -> "
-                     f"{'DOMINATES' if d['dominates'] else 'does not dominate'}")
+            head += f"default {got[RECLAIM]:.1f} % reclaimed, {got[SEVERE]:.0f} severe"
+        if d["dominates"] is not None:
+            head += f" -> {'DOMINATES' if d['dominates'] else 'does not dominate'}"
         if d["witness"] is not None:
-            head += f"; swept point beating it outright: {_fmt_point(d['witness'])}"
+            head += (f" (a swept point at no more shortfall beats it on every axis: "
+                     f"{_fmt_point(d['witness'])})")
         lines.append(head)
     return "\n".join(lines)
 
@@ -198,7 +206,9 @@ def plot_frontier(rows: Sequence[Mapping[str, object]], report: Mapping[str, obj
         pts = rows_of(rows, name)
         colour = policy_colour(name, names)
         knob = check_frontier_knob(policy_class(name)) if len(pts) > 1 else None
-        label = name + (f" (sweeping {', '.join(knob.names)})" if knob else "")
+        label = name + ("" if not knob else f" (sweeping {knob.names[0]})"
+                        if len(knob.names) == 1 else f" (a path through {len(knob.names)} "
+                        "parameters)")
         xs = [max(float(r[SHORT]), short_floor) for r in pts]
         ys = [float(r[OF_ORACLE]) for r in pts]
         sev = [max(float(r[SEVERE]), severe_floor) for r in pts]
@@ -232,10 +242,10 @@ def plot_frontier(rows: Sequence[Mapping[str, object]], report: Mapping[str, obj
     ax_severe.set_title("What the target costs: severe events at each reclaim")
     for ax in (ax_short, ax_severe):
         ax.grid(True, which="both", alpha=0.3)
-    ax_short.legend(fontsize=8, loc="upper center", bbox_to_anchor=(1.1, -0.12), ncol=4,
-                    frameon=False)
+    handles, labels = ax_short.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=4, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.09, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -9,7 +9,7 @@ from cvem.bench.frontier import (format_frontier, frontier_report, frontier_rows
                                  oracle_reclaimed_pct, plot_frontier,
                                  run_sweep, sweep_tasks)
 from cvem.bench.frontier_math import (at_shortfall, dominance, envelope, fewest_severe_at,
-                                      target_bound)
+                                      severe_at_reclaim, target_bound)
 from cvem.core.policy import FrontierKnob, Policy, check_frontier_knob, setting_label
 from cvem.errors import ConfigError
 from cvem.policies.base import available_policies, policy_class
@@ -208,3 +208,18 @@ def test_a_sub_sample_keeps_every_nth_vm_with_its_surges():
     kept = [(vm, t) for vm, t in w.surge_starts if vm % 4 == 0]
     assert [(vm * 4, t) for vm, t in sub.surge_starts] == kept
     assert w.every(1) is w
+
+
+def test_a_real_point_at_less_shortfall_dominates_whatever_the_interpolation_says():
+    own = [row("default", 0.022, 64, 89), row("default", 0.040, 73, 167)]
+    d = dominance(own, row("vpa", 0.026, 57, 90, shipped=True))
+    assert d["dominates_severe"] is False           # the straight line gives 107 events
+    assert d["witness"]["severe_events"] == 89 and d["dominates"] is True
+
+
+def test_severe_events_interpolated_at_the_target_reclaim_on_the_lower_envelope():
+    rows = [row("d", 0.08, 81, 323), row("d", 0.26, 87, 955), row("d", 0.9, 86, 2000),
+            row("d", 0.02, 64, 89)]
+    assert severe_at_reclaim(rows, 85.0) == pytest.approx(323 + (955 - 323) * 4 / 6)
+    assert severe_at_reclaim(rows, 90.0) is None
+    assert severe_at_reclaim(rows, 64.0) == 89
