@@ -126,6 +126,12 @@ def _changed(point: Mapping[str, object], shipped: Optional[Mapping[str, object]
     return setting_label({k: v for k, v in point.items() if shipped.get(k) != v})
 
 
+def describe_task(task: Task) -> str:
+    """``policy setting`` of one sweep run, the setting as what it changes."""
+    name, params = task
+    return f"{name} {_changed(params, shipped_setting(name))}"
+
+
 def frontier_report(rows: Sequence[Mapping[str, object]], policy: str = "default",
                     min_of_oracle_pct: float = 85.0, reference: str = "vpa") -> Dict[str, object]:
     """The target bound and, for every other arm's shipped point, ``policy``'s dominance at

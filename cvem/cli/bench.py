@@ -71,7 +71,7 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..bench.frontier import format_frontier
+    from ..bench.frontier import describe_task, format_frontier
     from ..bench.lend import default_jobs
     from ..bench.policies import bench_workloads, run_bench
     from ..sim.engine import CloudConfig
@@ -88,7 +88,7 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
                            progress=lambda w: click.echo(f"... {w.name}", err=True),
                            frontier_jobs=(jobs or default_jobs()) if frontier else 0,
                            frontier_progress=lambda t: click.echo(
-                               f"... frontier {t[0]} {t[1]}", err=True))
+                               f"... frontier {describe_task(t)}", err=True))
     except (CloudvampError, ValueError) as e:
         raise click.ClickException(str(e))
 
