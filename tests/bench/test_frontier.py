@@ -223,3 +223,34 @@ def test_severe_events_interpolated_at_the_target_reclaim_on_the_lower_envelope(
     assert severe_at_reclaim(rows, 85.0) == pytest.approx(323 + (955 - 323) * 4 / 6)
     assert severe_at_reclaim(rows, 90.0) is None
     assert severe_at_reclaim(rows, 64.0) == 89
+
+
+def test_cvem_bench_prints_the_frontier_with_traces_and_skips_it_when_asked(tmp_path):
+    import json
+    import os
+    import sys
+
+    from click.testing import CliRunner
+
+    from cvem.cli import cli
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))))
+    from tests.sim.traces import steady, write_trace
+    gib = 1024 * 1024
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    write_trace(traces / "1.csv", steady(24, 4 * gib, 1 * gib))
+    write_trace(traces / "2.csv", steady(24, 8 * gib, 3 * gib))
+    out = tmp_path / "bench.json"
+    args = ["bench", "--traces", str(traces), "--policies", "vpa,oracle,default",
+            "--no-scenarios", "--no-inflated", "--jobs", "1"]
+    result = CliRunner().invoke(cli, args + ["--json", str(out), "--plot-dir",
+                                             str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output + str(result.exception)
+    assert "bound of the target (>= 85 % of the oracle" in result.output
+    assert "dominance of default at each arm's own shortfall" in result.output
+    frontier = json.loads(out.read_text())["workloads"]["traces:traces"]["frontier"]
+    assert {r["policy"] for r in frontier["rows"]} == {"vpa", "oracle", "default"}
+    assert (tmp_path / "plots" / "frontier.png").exists()
+    skipped = CliRunner().invoke(cli, args + ["--no-frontier"])
+    assert skipped.exit_code == 0 and "bound of the target" not in skipped.output
