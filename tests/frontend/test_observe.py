@@ -139,7 +139,8 @@ def test_onegate_preferred_over_probe_when_both_fresh():
 
 
 def test_probe_used_when_onegate_stale_and_nothing_when_both_bad():
-    marks = {(1, "onegate"): ReportMark("5", NOW - 1000)}
+    # older than report_max_age_s: the probe cannot keep it current any more
+    marks = {(1, "onegate"): ReportMark("5", NOW - P.report_max_age_s - 1)}
     read = cloud([raw_vm(user=guest(seq=5))], {1: probe()})
     obs = observe(read, P, marks, NOW)
     assert obs.snapshot.vms[0].guest.source == "probe"
