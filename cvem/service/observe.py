@@ -237,7 +237,8 @@ def corroborated_report(report: Optional[GuestReport], problem: Optional[str],
                           max_age_s=params.report_max_age_s)
     verdict = report_freshness(now_s - report.sampled_at_s, params.stale_after_s,
                                probe is not None, report.used_kib,
-                               probe.used_kib if probe else math.nan, report.total_kib, rules)
+                               probe.used_kib if probe else math.nan,
+                               probe.total_kib if probe else 0, rules)
     if verdict not in (REPORT_CORROBORATED, REPORT_MOVED):
         return None, problem
     kept = replace(report, used_kib=max(report.used_kib, probe.used_kib),

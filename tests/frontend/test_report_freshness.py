@@ -116,3 +116,15 @@ def test_a_probe_without_its_stats_time_cannot_keep_a_report_current():
     obs = observe(read, params, marks, NOW)
     view = obs.snapshot.vms[0]
     assert view.guest is None and "stale" in view.report_problem
+
+
+def test_the_agreement_tolerance_comes_from_the_probe_not_the_guest():
+    # A guest ballooned to 4 GiB of a 16 GiB VM writes MEM_TOTAL = 16 GiB in its
+    # USER_TEMPLATE: the tolerance must stay 4 % of the MemTotal the probe sees (164 MiB),
+    # not grow to 655 MiB on the guest's word and call a 500 MiB gap "agreeing".
+    marks = {(1, "onegate"): ReportMark("5", NOW - 1000)}
+    read = cloud([raw_vm(memory_mib=16384, memory_max_mib=16384,
+                         user=guest(used=GIB, total=16 * GIB, seq=5))],
+                 {1: probe(usable=4 * GIB - GIB - 500 * 1024, available=4 * GIB)})
+    view = observe(read, P, marks, NOW).snapshot.vms[0]
+    assert view.guest.source == "onegate" and not view.guest.shrink_ok
