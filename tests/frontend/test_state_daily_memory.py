@@ -55,3 +55,19 @@ def test_a_state_db_from_before_the_time_of_day_memory_loads(tmp_path):
     assert cycle.history.columns[DAILY[0]].shape == (2, 48)
     assert np.array_equal(cycle.history.columns["guard.last_change_s"],
                           loaded.columns["guard.last_change_s"])  # the rest is kept
+
+
+def test_a_changed_time_of_day_resolution_restarts_the_memory_instead_of_crashing(tmp_path):
+    # An operator turns the time-of-day memory on (or changes starved_daily_slot_s) and
+    # restarts cvem: the stored arrays have another number of slots for the same VMs.
+    off = Decider(load_policy("default", {"starved_daily_half_life_s": 0}))
+    history = off.cycle(_quiet(NOW), make_hosts(room=[100 * GIB]), FleetHistory()).history
+    assert history.columns[DAILY[0]].shape == (2, 1)
+    loaded = _reload(tmp_path, history)
+    on = Decider(load_policy("default", {"starved_daily_slot_s": 900}))
+    starving = make_obs(2, nominal=32 * GIB, alloc=2 * GIB, used=2 * GIB,
+                        pressure=[True, False], deficit=[8 * GIB, 0], vm_ids=[5, 9],
+                        now=NOW + 600)              # 22:23 UTC: slot 89 of 96
+    cycle = on.cycle(starving, make_hosts(room=[100 * GIB]), loaded)
+    assert cycle.history.columns[DAILY[0]].shape == (2, 96)
+    assert cycle.history.columns[DAILY[0]][0].max() == 10 * GIB
