@@ -85,8 +85,9 @@ class FleetHistory:
         """The history re-indexed to ``vm_ids``: known VMs keep their state, new VMs get
         ``initial`` (arrays of shape (1, ...)), VMs that left are dropped."""
         if self.vm_ids.shape == vm_ids.shape and np.array_equal(self.vm_ids, vm_ids) \
-                and set(self.columns) >= set(initial):
-            return self
+                and set(self.columns) >= set(initial) \
+                and all(self.columns[k].shape[1:] == v.shape[1:] for k, v in initial.items()):
+            return self   # (a column of another shape: a policy setting changed, restart it)
         n = vm_ids.shape[0]
         cols = {k: np.repeat(v, n, axis=0) if v.shape[0] == 1 else np.array(v)
                 for k, v in initial.items()}

@@ -206,7 +206,8 @@ MOVED_REASON = "onegate, unchanged while the probe's figures moved: no shrink"
 
 
 def corroborated_report(report: Optional[GuestReport], problem: Optional[str],
-                        probe: Optional[GuestReport], now_s: float, params: ServiceParams):
+                        probe: Optional[GuestReport], now_s: float, params: ServiceParams,
+                        probe_timed: bool = True):
     """(report, problem): an unchanged OneGate report kept current by the probe.
 
     The publisher writes on change with a long heartbeat (each PUT is an oned write), so
@@ -215,16 +216,29 @@ def corroborated_report(report: Optional[GuestReport], problem: Optional[str],
     stays current; moved away, it may grow the VM but never shrink it. Either way its used
     figure is the larger of the two, so the probe can only raise it, and its time is the
     probe's. The guest's report can never loosen anything: with no fresh probe statistics,
-    or past ``report_max_age_s``, it is stale as before.
+    or past ``report_max_age_s``, it is stale as before. ``probe_timed``: the probe's
+    statistics carry libvirt's ``last_update``; without it the probe looks fresh at every
+    run even when the guest's statistics are frozen, so it cannot keep a report current.
+
+    A fresh report is raised to a fresh probe's used figure too: the publisher stays quiet
+    while used moves less than its deadband (max(64 MiB, 2 % of MemTotal)), which can be
+    more than the guards' floor above used.
     """
-    if report is None or problem is None:
+    if report is None:
         return report, problem
+    if problem is None:
+        if probe is not None and probe.used_kib > report.used_kib:
+            return replace(report, used_kib=probe.used_kib), None
+        return report, problem
+    if not probe_timed:
+        probe = None
     rules = Corroboration(agree_kib=params.report_agree_kib,
                           agree_ratio=params.report_agree_ratio,
                           max_age_s=params.report_max_age_s)
     verdict = report_freshness(now_s - report.sampled_at_s, params.stale_after_s,
                                probe is not None, report.used_kib,
-                               probe.used_kib if probe else math.nan, report.total_kib, rules)
+                               probe.used_kib if probe else math.nan,
+                               probe.total_kib if probe else 0, rules)
     if verdict not in (REPORT_CORROBORATED, REPORT_MOVED):
         return None, problem
     kept = replace(report, used_kib=max(report.used_kib, probe.used_kib),
@@ -537,7 +551,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             marks.get((vm.vm_id, "probe")), now_s, params.stale_after_s)
         if p_mark is not None:
             new_marks[(vm.vm_id, "probe")] = p_mark
-        guest, problem = corroborated_report(guest, problem, p_guest, now_s, params)
+        guest, problem = corroborated_report(guest, problem, p_guest, now_s, params,
+                                             keys.PROBE_STATS_TIME in mon)
         if guest is None and params.probe_fallback and p_guest is not None:
             guest, problem = p_guest, None
         elif guest is None:

@@ -132,7 +132,9 @@ def cloud(vms, monitoring=None):
 
 
 def test_onegate_preferred_over_probe_when_both_fresh():
-    read = cloud([raw_vm(user=guest(used=1_000_000))], {1: probe(usable=1_000_000)})
+    # the probe's lower used figure does not lower the report's (a higher one raises it:
+    # test_report_freshness, the publisher's deadband)
+    read = cloud([raw_vm(user=guest(used=1_000_000))], {1: probe(usable=3_100_000)})
     obs = observe(read, P, {}, NOW)
     assert obs.snapshot.vms[0].guest.source == "onegate"
     assert obs.snapshot.vms[0].guest.used_kib == 1_000_000

@@ -83,3 +83,48 @@ def _plan(view, allocated_kib, nominal_kib=4_000_000):
     plan, _ = decide(snapshot, FleetHistory(), Decider(load_policy("default")),
                      max_report_age_s=P.stale_after_s)
     return plan
+
+
+def test_a_fresh_report_is_raised_by_a_fresher_probe_within_the_deadband():
+    # Review of issue-15w: the publisher stays quiet while used moves less than its deadband
+    # (max(64 MiB, 2 % MemTotal): 320 MiB of a 16 GiB guest), more than the guards' 64 MiB
+    # floor. A fresh report 400 MiB below the probe's fresh figure must not let the guards
+    # shrink the VM below what it uses.
+    total = 16 * GIB
+    read = cloud([raw_vm(memory_mib=16384, memory_max_mib=16384,
+                         user=guest(used=4 * GIB, total=total, seq=6))],
+                 {1: probe(usable=total - 4 * GIB - 300 * 1024, available=total)})
+    obs = observe(read, P, {(1, "onegate"): ReportMark("6", NOW - 30)}, NOW)
+    view = obs.snapshot.vms[0]
+    assert view.guest.source == "onegate" and view.report_problem is None
+    assert view.guest.used_kib == 4 * GIB + 300 * 1024
+
+
+def test_a_probe_without_its_stats_time_cannot_keep_a_report_current():
+    # Without libvirt's last_update the probe's marker is monitord's TIMESTAMP, which moves
+    # every probe run even when the guest's balloon statistics are frozen: no evidence that
+    # the unchanged report is still true, so it is not kept current (no probe fallback).
+    from dataclasses import replace as _replace
+    from cvem import keys
+    mon = probe(usable=2_980_000, available=4_000_000)
+    del mon[keys.PROBE_STATS_TIME]
+    mon["TIMESTAMP"] = str(int(NOW))
+    read = cloud([raw_vm(user=guest(used=1_000_000, total=4_000_000, seq=5))], {1: mon})
+    params = _replace(P, probe_fallback=False)
+    marks = {(1, "onegate"): ReportMark("5", NOW - 1000),
+             (1, "probe"): ReportMark(str(int(NOW - 60)), NOW - 60)}   # TIMESTAMP moved
+    obs = observe(read, params, marks, NOW)
+    view = obs.snapshot.vms[0]
+    assert view.guest is None and "stale" in view.report_problem
+
+
+def test_the_agreement_tolerance_comes_from_the_probe_not_the_guest():
+    # A guest ballooned to 4 GiB of a 16 GiB VM writes MEM_TOTAL = 16 GiB in its
+    # USER_TEMPLATE: the tolerance must stay 4 % of the MemTotal the probe sees (164 MiB),
+    # not grow to 655 MiB on the guest's word and call a 500 MiB gap "agreeing".
+    marks = {(1, "onegate"): ReportMark("5", NOW - 1000)}
+    read = cloud([raw_vm(memory_mib=16384, memory_max_mib=16384,
+                         user=guest(used=GIB, total=16 * GIB, seq=5))],
+                 {1: probe(usable=4 * GIB - GIB - 500 * 1024, available=4 * GIB)})
+    view = observe(read, P, marks, NOW).snapshot.vms[0]
+    assert view.guest.source == "onegate" and not view.guest.shrink_ok
