@@ -31,8 +31,6 @@ from lxml import etree
 KIB_PER_MIB = 1024
 VM_MEMORY_MIB = 1024
 VMS_PER_HOST = 250
-DESIGN_RESIZES_PER_VM_HOUR = 1.5     # docs/policy.md, the default policy on the traces
-HISTORY_RECORD_BYTES = 480           # one.vm.info growth per resize, measured on oned 7.4
 CREATE_BATCH = 50                    # VMs allocated and deployed before waiting for them
 CYCLES = 6                           # cycles timed back to back at the service's period
 
@@ -360,15 +358,3 @@ def default_policy_resize_rate(traces: str) -> float:
     return float(run_suite(workload, ["default"])["default"].metrics["resizes_per_vm_hour"])
 
 
-def write_budget(update_ms: float, heartbeat_s: float = 60.0,
-                 resizes_per_vm_hour: float = DESIGN_RESIZES_PER_VM_HOUR) -> Dict[str, float]:
-    """oned writes per second per 1,000 VMs: publishers (one PUT per heartbeat when quiet),
-    cvem (a resize and its CLOUDVAMP_LAST_ACTION each), against the measured capacity."""
-    publishers = 1000.0 / heartbeat_s
-    cvem = 2.0 * 1000.0 * resizes_per_vm_hour / 3600.0
-    capacity = 1000.0 / update_ms if update_ms > 0 else float("inf")
-    return {"publishers_per_s": round(publishers, 2), "cvem_per_s": round(cvem, 2),
-            "capacity_per_s": round(capacity, 1),
-            "share_at_10000_vms_pct": round(100.0 * 10 * (publishers + cvem) / capacity, 1),
-            "history_bytes_per_vm_month": int(resizes_per_vm_hour * 24 * 30 *
-                                              HISTORY_RECORD_BYTES)}

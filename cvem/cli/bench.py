@@ -195,12 +195,21 @@ def scale(vms, hosts, series, with_pyone, json_path):
         click.echo(f"wrote {json_path}", err=True)
 
 
+def _writes_total_per_s(path: str) -> float:
+    """The total at 10,000 VMs from a `cvem bench writes --json` file, checked before any
+    fleet is built."""
+    try:
+        with open(path) as fh:
+            total = float(json.load(fh)["budget"]["total_per_s"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise click.ClickException(
+            f"--writes-json {path}: not a `cvem bench writes --json` result ({e!r})")
+    return total
+
+
 @bench.command("real")
 @click.option("--vms", default="200,1000", show_default=True,
               help="Comma-separated fleet sizes, each built, measured and deleted in turn.")
-@click.option("--heartbeat-s", type=click.FloatRange(min=1), default=1800.0, show_default=True,
-              help="Publisher heartbeat used for the write budget (changes on top: see "
-                   "`cvem bench writes`).")
 @click.option("--cluster", "cluster_id", type=int, default=-1,
               help="Measure this existing cluster's RUNNING VMs instead of building fleets.")
 @click.option("--cycles", type=click.IntRange(1), default=6, show_default=True,
@@ -218,12 +227,13 @@ def scale(vms, hosts, series, with_pyone, json_path):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the figures as JSON.")
 @click.pass_context
-def real(ctx, vms, heartbeat_s, cluster_id, cycles, traces, resizes_per_vm_hour, capacity,
+def real(ctx, vms, cluster_id, cycles, traces, resizes_per_vm_hour, capacity,
          writes_json, json_path):
     """Whole cycles on a real oned with the dummy drivers (the oned test bed, never a
     production cloud): builds a cluster of `dummylive` hosts and N VMs, times cvem cycles
     (read, decide, apply, show) with the service's defaults, single calls and the history a
-    resize adds, deletes it all, and prints the oned write budget per 1,000 VMs.
+    resize adds, deletes it all, and measures oned's one.vm.update capacity (the write
+    budget per 1,000 VMs is `cvem bench writes`).
 
     \b
     Example (test bed from ../shared/oned-testbed):
@@ -231,9 +241,9 @@ def real(ctx, vms, heartbeat_s, cluster_id, cycles, traces, resizes_per_vm_hour,
           --traces ../shared/traces/bitbrains-rnd-2013-8
     """
     from ..adapters.one import auth_file_path, read_session, resolve_endpoint
-    from ..bench.real_oned import (default_policy_resize_rate, history_per_vm_month, measure,
-                                   write_budget)
+    from ..bench.real_oned import default_policy_resize_rate, history_per_vm_month, measure
     root = ctx.obj or {}
+    writes_total_per_s = _writes_total_per_s(writes_json) if writes_json else None
     try:
         endpoint = resolve_endpoint(root.get("endpoint"))
         session = read_session(auth_file_path(root.get("auth_file")))
@@ -275,21 +285,14 @@ def real(ctx, vms, heartbeat_s, cluster_id, cycles, traces, resizes_per_vm_hour,
         click.echo(f"oned write capacity: {cap['updates_per_s']:.0f} one.vm.update/s "
                    f"({cap['clients']} clients, {cap['duration_s']:g} s, {cap['failed']} "
                    f"refused)")
-        if writes_json:
-            with open(writes_json) as fh:
-                total = json.load(fh)["budget"]["total_per_s"]
+        if writes_total_per_s is not None:
+            total = writes_total_per_s
             cap["writes_at_10000_vms_per_s"] = total
             cap["share_pct"] = round(100.0 * total / max(cap["updates_per_s"], 1e-9), 1)
             click.echo(f"  {total:g} writes/s at 10,000 VMs ({writes_json}) = "
                        f"{cap['share_pct']:g} % of it (target < 20 %)")
     else:
         cap = None
-    update_ms = max(r["update_ms"] for r in results) if results else 0.0
-    budget = write_budget(update_ms, heartbeat_s)
-    click.echo(f"oned writes per 1,000 VMs: publishers {budget['publishers_per_s']}/s (heartbeat "
-               f"{heartbeat_s:g} s), cvem {budget['cvem_per_s']}/s (resize + LAST_ACTION at "
-               f"1.5 resizes/VM-hour); measured capacity ~{budget['capacity_per_s']}/s, so "
-               f"{budget['share_at_10000_vms_pct']} % of it at 10,000 VMs")
     record = max(r["history"]["bytes_per_resize"] for r in results) if results else 0
     history = {"bytes_per_resize": record}
     try:
@@ -310,7 +313,7 @@ def real(ctx, vms, heartbeat_s, cluster_id, cycles, traces, resizes_per_vm_hour,
                    f"{month['bytes'] / 1e3:.0f} KB per VM-month (purge: onedb purge-history)")
     if json_path:
         with open(json_path, "w") as fh:
-            json.dump({"sizes": results, "budget": budget, "capacity": cap, "history": history},
+            json.dump({"sizes": results, "capacity": cap, "history": history},
                       fh, indent=2)
         click.echo(f"wrote {json_path}", err=True)
 

@@ -167,3 +167,15 @@ def test_bench_takes_a_host_size_and_never_fails_on_a_vm_larger_than_a_host(runn
     assert {t["metric"] for t in plain["targets"]} >= {"oracle_efficiency_pct",
                                                        "severe_events"}
     assert "targets for default" in result.output
+
+
+def test_bench_real_refuses_a_writes_json_that_is_not_a_writes_result_before_building(
+        runner, tmp_path):
+    garbage = tmp_path / "writes.json"
+    garbage.write_text('{"sizes": []}')
+    # an endpoint nobody listens on: the file is checked before oned is ever called
+    result = runner.invoke(cli, ["--endpoint", "http://127.0.0.1:9/RPC2", "bench", "real",
+                                 "--writes-json", str(garbage)])
+    assert result.exit_code == 1
+    lines = {line for line in (result.output + (result.stderr or "")).splitlines() if line}
+    assert len(lines) == 1 and "not a `cvem bench writes --json` result" in lines.pop()
