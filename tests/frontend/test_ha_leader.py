@@ -220,3 +220,48 @@ def test_drs_plan_parser_reads_the_real_plan_shape():
     assert parse_drs_plan_vm_ids(xml) == {7}
     assert parse_drs_plan_vm_ids(xml.replace("<STATE>1</STATE><ACTION><ID>0",
                                              "<STATE>2</STATE><ACTION><ID>0")) == set()
+
+
+def test_the_successor_keeps_the_size_its_predecessor_shrank_a_vm_from(tmp_path, caplog):
+    """Issue 15: without the sizes in the handover record, the new leader found a VM last
+    resized by cvem's user and not in its state DB ("lost?") and took MEMORY_MAX (8 GiB) as
+    the size of a VM its owner made 4 GiB."""
+    with OnedDouble(resize_settle_s=0.02, migrate_settle_s=0.05) as oned:
+        host = oned.add_host("kvm-1", total_mem_kib=64 * GIB)
+        vm = oned.add_vm("idle", host, 4096, 8192)
+        clock = Clock(oned)
+        first, second = Node(oned, tmp_path, "fe1", clock), Node(oned, tmp_path, "fe2", clock)
+        first.raft = RAFT_LEADER
+        first.cycle(oned, clock, {vm: 600 * MIB})
+        first.cycle(oned, clock, {vm: 600 * MIB})
+        assert oned.memory_mib(vm) < 4096
+        first.raft, second.raft = RAFT_FOLLOWER, RAFT_LEADER
+        with caplog.at_level(logging.INFO):
+            second.cycle(oned, clock, {vm: 600 * MIB})
+        assert "lost?" not in caplog.text
+        assert "1 size(s)" in caplog.text
+        assert second.svc.sizes[vm][0] == 4096 * 1024
+
+
+def test_a_restart_takes_nothing_over_from_its_own_record(tmp_path, caplog):
+    """A node restarted on its own state DB finds its own handover record, older than its
+    DB when it was killed before publishing: merging it re-added a resize the DB had settled
+    since (the kill -9 run on the real oned "confirmed" one grow three times)."""
+    with OnedDouble(resize_settle_s=0.02, migrate_settle_s=0.05) as oned:
+        host = oned.add_host("kvm-1", total_mem_kib=64 * GIB)
+        vm = oned.add_vm("idle", host, 4096, 4096)
+        clock = Clock(oned)
+        node = Node(oned, tmp_path, "fe1", clock)
+        node.raft = RAFT_SOLO
+        node.cycle(oned, clock, {vm: 600 * MIB})           # the shrink, in flight in the record
+        assert oned.memory_mib(vm) < 4096
+        node.svc.handover.save = lambda record: False       # killed before each publish
+        node.cycle(oned, clock, {vm: 600 * MIB})           # settles it in the local DB only
+        assert not node.svc.store.load_inflight()
+        again = Node(oned, tmp_path, "fe1", clock)          # the same state DB: a restart
+        again.raft = RAFT_SOLO
+        with caplog.at_level(logging.INFO):
+            again.cycle(oned, clock, {vm: 600 * MIB})
+        assert "is this node's own" in caplog.text and "took over" not in caplog.text
+        assert "confirmed after an interrupted cycle" not in caplog.text
+        assert " confirmed=0 " in caplog.text        # the settled shrink is not settled again
