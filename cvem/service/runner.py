@@ -327,6 +327,10 @@ class Service:
             if why != "VM gone":
                 state = back_off_move(state, m.vm_id, now_s, p.retry_backoff_s,
                                       p.retry_backoff_max_s)
+        if log and (rec.done or rec.failed):
+            # settled now, not at this cycle's save: a cvem killed in between would settle
+            # (and back off) the same move again at every restart
+            self.store.save_migration_state(state)
         return state
 
     def _forget_refused_moves(self, result: ApplyResult, now_s: float) -> None:

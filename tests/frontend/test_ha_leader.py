@@ -265,3 +265,27 @@ def test_a_restart_takes_nothing_over_from_its_own_record(tmp_path, caplog):
         assert "is this node's own" in caplog.text and "took over" not in caplog.text
         assert "confirmed after an interrupted cycle" not in caplog.text
         assert " confirmed=0 " in caplog.text        # the settled shrink is not settled again
+
+
+def test_a_settled_move_is_saved_at_once_not_settled_again_after_a_kill(tmp_path, caplog):
+    """The kill -9 run on the real oned: a move written ahead but never sent was reported
+    "failed: back RUNNING on the source host" (and backed off) at three restarts in a row,
+    the settlement being saved only at the end of the cycle that the kill cut short."""
+    from dataclasses import replace
+    from cvem.core.migration import InFlight as Move
+    from cvem.service.state import StateStore
+    with OnedDouble(resize_settle_s=0.02, migrate_settle_s=0.05) as oned:
+        a = oned.add_host("kvm-1", total_mem_kib=64 * GIB)
+        b = oned.add_host("kvm-2", total_mem_kib=64 * GIB)
+        vm = oned.add_vm("mover", a, 4096, 4096)
+        clock = Clock(oned)
+        node = Node(oned, tmp_path, "fe1", clock)
+        started = clock() - 600                          # written ahead, never sent
+        node.svc.migration_state = replace(node.svc.migration_state,
+                                           in_flight=(Move(vm, a, b, 4096 * 1024, started, "overload"),))
+        node.svc.store.save_migration_state(node.svc.migration_state)
+        with caplog.at_level(logging.INFO):
+            node.svc.reconcile_migrations(node.svc.cloud.read_cloud(), clock())   # then killed
+        assert "failed: back RUNNING on the source host" in caplog.text
+        saved = StateStore(str(tmp_path / "fe1.db")).load_migration_state()
+        assert saved.in_flight == () and vm in saved.backoff_vm_ids.tolist()

@@ -177,11 +177,13 @@ def test_cvem_killed_at_random_moments_repeats_nothing_loses_nothing_breaks_no_r
             assert to_kib <= SIZE_MIB * MIB_KIB, (vm, made)
             if direction == "shrink":
                 assert to_kib >= (IDLE_USED_MIB + FLOOR_MIB) * MIB_KIB, (vm, made)
-        # each live migration issued once, and followed to its end
-        migrations = len(re.findall(r"vm=%d host=\d+ action=migrate to_host=\d+ reason=\S+ issued" % vm, text))
+        # every live migration oned made was issued by cvem and followed to its end, once; a
+        # move killed after its write-ahead record but before the call ends "failed" (never
+        # made), a move killed during the call has no "issued" line but ends all the same
+        issued = len(re.findall(r"vm=%d host=\d+ action=migrate to_host=\d+ reason=\S+ issued" % vm, text))
         ended = len(re.findall(r"vm=%d host=\d+ action=migrate to_host=\d+ (done|failed)" % vm, text))
-        assert len(_action_times(real_one, vm, LIVE_MIGRATE_ACTION)) == migrations, (vm, migrations)
-        assert ended == migrations, (vm, migrations, ended)
+        made_by_oned = len(_action_times(real_one, vm, LIVE_MIGRATE_ACTION))
+        assert issued <= made_by_oned <= ended, (vm, issued, made_by_oned, ended)
         final = real_one.wait_running(vm, 60)   # the last run's last resize settles
         assert IDLE_USED_MIB + FLOOR_MIB <= int(final.findtext("TEMPLATE/MEMORY")) <= SIZE_MIB
 
