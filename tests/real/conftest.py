@@ -111,7 +111,17 @@ def _start_bed(reuse=False, port=None, prefix=None, **start_env):
                                capture_output=True, text=True, timeout=1800)
         if built.returncode != 0:
             _unavailable("build.sh failed: %s" % (built.stderr or built.stdout).strip()[-500:])
-        bed.script("start.sh", FRESH="1", **start_env)
+        for attempt in range(3):
+            try:
+                bed.script("start.sh", FRESH="1", **start_env)
+                break
+            except RuntimeError:
+                # oned gives each driver 10 s to answer INIT (Driver.h): on a loaded machine
+                # monitord, starting its Ruby drivers, can miss that ("Driver initialization
+                # time out") -- start again
+                bed.script("stop.sh")
+                if attempt == 2:
+                    raise
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         _unavailable(str(error)[-1500:])
     bed.env = _read_env_sh(prefix / "env.sh")
