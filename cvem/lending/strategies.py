@@ -56,18 +56,29 @@ class PercentileParams:
         "min": 0.0, "max": 100.0, "help": "percentile of the host's usage samples (ScroogeVM: 90)"})
 
 
-class Percentile(Strategy):
-    """ScroogeVM ``percentile``: the P-th percentile of every usage sample in the history."""
+class _SampleStatistic(Strategy):
+    """A strategy that is one statistic of every usage sample in the history."""
 
-    name = "percentile"
-    Params = PercentileParams
     from_history = True
+
+    def statistic_kib(self, samples_kib: np.ndarray) -> float:
+        raise NotImplementedError
 
     def estimate(self, windows, host, state, history_windows):
         x = all_samples(windows)
         if x.size == 0:
             return Estimate(None, state)
-        return Estimate(float(np.percentile(x, self.params.percentile)), state)
+        return Estimate(self.statistic_kib(x), state)
+
+
+class Percentile(_SampleStatistic):
+    """ScroogeVM ``percentile``: the P-th percentile of every usage sample in the history."""
+
+    name = "percentile"
+    Params = PercentileParams
+
+    def statistic_kib(self, samples_kib):
+        return float(np.percentile(samples_kib, self.params.percentile))
 
 
 @dataclass(frozen=True)
@@ -76,18 +87,18 @@ class NSigmaParams:
         "min": 0.0, "max": 20.0, "help": "mean + n·σ of the usage samples (Google's N-sigma: 5)"})
 
 
-class NSigma(Strategy):
+def _n_sigma_kib(samples_kib: np.ndarray, n_sigma: float) -> float:
+    return float(samples_kib.mean() + n_sigma * samples_kib.std())
+
+
+class NSigma(_SampleStatistic):
     """``nsigma`` (Bashir et al., EuroSys'21): mean + nσ of every sample in the history."""
 
     name = "nsigma"
     Params = NSigmaParams
-    from_history = True
 
-    def estimate(self, windows, host, state, history_windows):
-        x = all_samples(windows)
-        if x.size == 0:
-            return Estimate(None, state)
-        return Estimate(float(x.mean() + self.params.n_sigma * x.std()), state)
+    def statistic_kib(self, samples_kib):
+        return _n_sigma_kib(samples_kib, self.params.n_sigma)
 
 
 @dataclass(frozen=True)
@@ -144,8 +155,7 @@ class MaxPeak(Strategy):
         x = all_samples(windows)
         if len(windows) < history_windows or x.size == 0:
             return Estimate(host.booked_kib, state)
-        nsigma = float(x.mean() + self.params.n_sigma * x.std())
-        return Estimate(max(nsigma, _vm_peaks(windows, host)), state)
+        return Estimate(max(_n_sigma_kib(x, self.params.n_sigma), _vm_peaks(windows, host)), state)
 
 
 @dataclass(frozen=True)

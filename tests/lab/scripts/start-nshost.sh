@@ -5,35 +5,12 @@
 # Adapted from shared/lab-recipes/start-nshost.sh.
 # usage: start-nshost.sh LABDIR NAME NETNS IP UUIDN
 set -eu
+. "$(dirname "$0")/libvirt-host-conf.sh"
 LAB=$1; NAME=$2; NS=$3; IP=$4; N=$5
 H=$LAB/hosts/$NAME
 mkdir -p $H/etc/qemu $H/run $H/lib $H/log $H/cache
 mkdir -p /etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
-cat > $H/etc/libvirtd.conf <<CONF
-unix_sock_group = "root"
-unix_sock_rw_perms = "0700"
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-listen_tls = 0
-listen_tcp = 1
-listen_addr = "$IP"
-auth_tcp = "none"
-host_uuid = "00000000-0000-4000-8000-0000000000$N"
-log_level = 3
-log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-CONF
-cat > $H/etc/qemu.conf <<CONF
-user = "root"
-group = "root"
-dynamic_ownership = 0
-remember_owner = 0
-security_driver = "none"
-cgroup_controllers = [ ]
-namespaces = [ ]
-stdio_handler = "file"
-migration_address = "$IP"
-migration_host = "$IP"
-CONF
+write_libvirt_host_conf $H/etc "$IP" "00000000-0000-4000-8000-0000000000$N"
 cat > $H/hosts <<CONF
 127.0.0.1 localhost
 10.254.0.1 nodeA
@@ -50,5 +27,4 @@ nohup ip netns exec $NS unshare -m -u --propagation private /bin/sh -c "
   exec /usr/sbin/libvirtd --listen -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid" \
   > $H/daemon.out 2>&1 &
 echo $! > $H/daemon.pid
-for i in $(seq 1 100); do [ -S $H/run/libvirt-sock ] && break; sleep 0.1; done
-[ -S $H/run/libvirt-sock ] || { echo "libvirtd $NAME did not start"; cat $H/daemon.out; exit 1; }
+wait_for_libvirt_socket $H $NAME 100

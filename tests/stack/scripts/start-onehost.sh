@@ -10,37 +10,14 @@
 # REMOTE_DIR (where oned copies the drivers), so two hosts on one filesystem stay apart.
 # usage: start-onehost.sh STACKDIR NAME NETNS FRONT_IP MIG_IP UUIDN REMOTE_DIR
 set -eu
+. "$(dirname "$0")/../../lab/scripts/libvirt-host-conf.sh"
 STACK=$1; NAME=$2; NS=$3; FRONT_IP=$4; MIG_IP=$5; N=$6; REMOTE_DIR=$7
 H=$STACK/hosts/$NAME
 LOGIN_HOME=$(getent passwd "$(id -un)" | cut -d: -f6)   # sshd logs the key in as this user
 mkdir -p $H/etc/qemu $H/run $H/lib $H/log $H/cache $H/one_db $H/remote-dir
 mkdir -p /etc/libvirt /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt \
          /var/tmp/one_db /run/sshd "$REMOTE_DIR"
-cat > $H/etc/libvirtd.conf <<CONF
-unix_sock_group = "root"
-unix_sock_rw_perms = "0700"
-auth_unix_rw = "none"
-auth_unix_ro = "none"
-listen_tls = 0
-listen_tcp = 1
-listen_addr = "$MIG_IP"
-auth_tcp = "none"
-host_uuid = "00000000-0000-4000-8000-0000000001$N"
-log_level = 3
-log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-CONF
-cat > $H/etc/qemu.conf <<CONF
-user = "root"
-group = "root"
-dynamic_ownership = 0
-remember_owner = 0
-security_driver = "none"
-cgroup_controllers = [ ]
-namespaces = [ ]
-stdio_handler = "file"
-migration_address = "$MIG_IP"
-migration_host = "$MIG_IP"
-CONF
+write_libvirt_host_conf $H/etc "$MIG_IP" "00000000-0000-4000-8000-0000000001$N"
 cat > $H/hosts <<CONF
 127.0.0.1 localhost
 10.253.1.11 nodeA
