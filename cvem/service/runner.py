@@ -239,9 +239,9 @@ class Service:
         todo = []
         for st in obs.statuses:
             raw = obs.raw_vms[st.vm_id]
-            if not st.managed and (keys.SHOW_STATE not in raw.user
-                                   or st.reason.startswith(TRANSIENT_REASONS)):
-                continue
+            if st.vm_id not in last and not st.managed and (
+                    keys.SHOW_STATE not in raw.user or st.reason.startswith(TRANSIENT_REASONS)):
+                continue   # a settled action is shown also on a VM now held back
             want = show_attributes(st)
             if self.onedrs_blocked and st.managed:
                 want[keys.ONEDRS_BLOCKED] = "YES"   # cvem owns this VM's migrations
@@ -256,8 +256,10 @@ class Service:
         # not fit in half a period is written in the next cycles (still differing then).
         budget_end = time.monotonic() + 0.5 * self.params.period_s - (time.perf_counter()
                                                                        - started)
-        for _, vm_id, diff in todo[:self.params.max_updates_per_cycle]:
-            if time.monotonic() > budget_end:
+        for not_settled, vm_id, diff in todo[:self.params.max_updates_per_cycle]:
+            # a settled action's CLOUDVAMP_LAST_ACTION is written now whatever the time (one
+            # update per action, like its log line): it is not recomputed next cycle
+            if not_settled and time.monotonic() > budget_end:
                 LOG.debug("show attributes: %d left for the next cycles", len(todo) - written)
                 break
             try:
