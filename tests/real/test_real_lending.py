@@ -10,7 +10,8 @@ the next VM's size) and the next VM stays PENDING.
 
 The test bed (`../shared/oned-testbed`) is started here with its own scripts; PREFIX and
 ONE_PORT come from CVEM_TESTBED_PREFIX / CVEM_TESTBED_PORT (defaults: a temporary folder,
-the real tier's second-bed port, CLOUDVAMP_REAL_PORT2 or CLOUDVAMP_REAL_PORT + 10). Without the test bed it skips, except under CI=true where it fails.
+the real tier's second-bed port, CLOUDVAMP_REAL_PORT2 or CLOUDVAMP_REAL_PORT + 10). Without
+the test bed it skips, except under CI=true where it fails.
 """
 import os
 import shutil
