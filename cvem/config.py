@@ -44,6 +44,14 @@ class ServiceParams:
     clusters: str = field(default="", metadata={"help": "only VMs in these cluster IDs"})
     stale_after_s: float = field(default=120.0, metadata={
         "min": 1.0, "help": "a guest report whose sequence did not change for this long is stale"})
+    report_max_age_s: float = field(default=3900.0, metadata={
+        "min": 1.0, "help": "an unchanged OneGate report past stale_after_s stays current up "
+                            "to this long while the probe's fresh balloon statistics agree "
+                            "with it (> the publisher's --heartbeat, 1800 s by default)"})
+    report_agree_kib: int = field(default=128 * 1024, metadata={
+        "min": 0, "help": "the probe's used memory agrees with a report within this ..."})
+    report_agree_ratio: float = field(default=0.04, metadata={
+        "min": 0.0, "max": 1.0, "help": "... or this fraction of the guest's MemTotal"})
     probe_fallback: bool = field(default=True, metadata={
         "help": "use the IM probe's balloon statistics when no fresh OneGate report"})
     max_actions_per_cycle: int = field(default=50, metadata={"min": 0})

@@ -164,14 +164,20 @@ def scale(vms, hosts, series, with_pyone, json_path):
 @bench.command("real")
 @click.option("--vms", default="200,1000", show_default=True,
               help="Comma-separated fleet sizes, each built, measured and deleted in turn.")
-@click.option("--heartbeat-s", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Publisher heartbeat used for the write budget.")
+@click.option("--heartbeat-s", type=click.FloatRange(min=1), default=1800.0, show_default=True,
+              help="Publisher heartbeat used for the write budget (changes on top: see "
+                   "`cvem bench writes`).")
 @click.option("--cluster", "cluster_id", type=int, default=-1,
               help="Measure this existing cluster's RUNNING VMs instead of building fleets.")
+@click.option("--capacity/--no-capacity", default=True, show_default=True,
+              help="Also measure oned's one.vm.update capacity (4 clients, 10 s).")
+@click.option("--writes-json", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A `cvem bench writes --json` result: its total at 10,000 VMs is set "
+                   "against the capacity measured here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the figures as JSON.")
 @click.pass_context
-def real(ctx, vms, heartbeat_s, cluster_id, json_path):
+def real(ctx, vms, heartbeat_s, cluster_id, capacity, writes_json, json_path):
     """Whole cycles on a real oned with the dummy drivers (the oned test bed, never a
     production cloud): builds a cluster of `dummylive` hosts and N VMs, times a first and a
     steady cvem cycle (read, decide, apply, show), deletes it all, and prints the oned write
@@ -203,6 +209,24 @@ def real(ctx, vms, heartbeat_s, cluster_id, json_path):
                        f"resizes, show {c['show_s']:.2f} for {c['show_updates']} updates)")
         click.echo(f"  one.vm.update {row['update_ms']:.1f} ms each (publisher reports)")
         results.append(row)
+    if capacity:   # oned's write capacity, for `cvem bench writes --capacity`
+        from ..bench.oned_capacity import measure_update_capacity
+        try:
+            cap = measure_update_capacity(endpoint, session)
+        except (RuntimeError, OSError) as e:
+            raise click.ClickException(f"capacity: {e}")
+        click.echo(f"oned write capacity: {cap['updates_per_s']:.0f} one.vm.update/s "
+                   f"({cap['clients']} clients, {cap['duration_s']:g} s, {cap['failed']} "
+                   f"refused)")
+        if writes_json:
+            with open(writes_json) as fh:
+                total = json.load(fh)["budget"]["total_per_s"]
+            cap["writes_at_10000_vms_per_s"] = total
+            cap["share_pct"] = round(100.0 * total / max(cap["updates_per_s"], 1e-9), 1)
+            click.echo(f"  {total:g} writes/s at 10,000 VMs ({writes_json}) = "
+                       f"{cap['share_pct']:g} % of it (target < 20 %)")
+    else:
+        cap = None
     update_ms = max(r["update_ms"] for r in results) if results else 0.0
     budget = write_budget(update_ms, heartbeat_s)
     click.echo(f"oned writes per 1,000 VMs: publishers {budget['publishers_per_s']}/s (heartbeat "
@@ -212,7 +236,98 @@ def real(ctx, vms, heartbeat_s, cluster_id, json_path):
                f"{budget['history_bytes_per_vm_month'] / 1e6:.2f} MB per VM-month")
     if json_path:
         with open(json_path, "w") as fh:
-            json.dump({"sizes": results, "budget": budget}, fh, indent=2)
+            json.dump({"sizes": results, "budget": budget, "capacity": cap}, fh, indent=2)
+        click.echo(f"wrote {json_path}", err=True)
+
+
+@bench.command("writes")
+@click.option("--traces", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Bitbrains-format trace folder (e.g. ../shared/traces/bitbrains-rnd-2013-8).")
+@click.option("--vms", type=click.IntRange(1), default=None,
+              help="Only the first VMS traces (default: all).")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Replay only the first DAYS (default: all).")
+@click.option("--heartbeat-s", type=click.FloatRange(min=0), default=None,
+              help="Publisher --heartbeat (default: the publisher's, 1800).")
+@click.option("--min-change-kib", type=click.IntRange(0), default=None,
+              help="Publisher --min-change-kib (default: the publisher's).")
+@click.option("--min-change-ratio", type=click.FloatRange(0, 1), default=None,
+              help="Publisher --min-change-ratio (default: the publisher's).")
+@click.option("--sample-s", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              help="The publisher's sampling period (--interval).")
+@click.option("--capacity", "capacity_per_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="oned's one.vm.update capacity per second (default: the "
+                                 "test bed's measured 230; `cvem bench real` measures it).")
+@click.option("--quota-hold/--no-quota-hold", default=True, show_default=True,
+              help="Count cvem's quota updates (an upper bound of two per resize).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the figures as JSON.")
+def writes(traces, vms, days, heartbeat_s, min_change_kib, min_change_ratio, sample_s,
+           capacity_per_s, quota_hold, json_path):
+    """oned writes per second per 1,000 VMs, from publishers and from cvem, and their share
+    of oned's capacity at 10,000 VMs (target: under 20 %).
+
+    The traces run through the simulator under the default policy (cvem's resizes and show
+    attributes); each guest's figures under those allocations run through the publisher's
+    own decision function (onegate/cloudvamp-publisher publish_reason).
+
+    \b
+    Example:
+      cvem bench writes --traces ../shared/traces/bitbrains-rnd-2013-8
+    """
+    from ..bench.writes import (DEFAULT_CAPACITY_PER_S, budget, cvem_writes_per_s_per_1000,
+                                load_publisher, replay_publishers)
+    from ..policies.base import load_policy
+    from ..sim.engine import simulate
+    from ..sim.workloads import read_bitbrains
+    started = time.monotonic()
+    try:
+        publisher = load_publisher()
+        rules = publisher.DEFAULT_RULES
+        for name, value in (("heartbeat_s", heartbeat_s), ("used_min_kib", min_change_kib),
+                            ("used_ratio", min_change_ratio)):
+            if value is not None:
+                rules = rules._replace(**{name: value})
+        workload = read_bitbrains(traces, vms=vms, days=days, step_s=300.0)
+        click.echo(f"... simulating {workload.vms} VMs × {workload.steps} steps (default)",
+                   err=True)
+        series = simulate(workload, load_policy("default")).series
+        present = workload.info.get("present_from_step")
+        click.echo("... replaying the publishers", err=True)
+        replay = replay_publishers(series.demand_kib, series.alloc_kib, workload.step_s,
+                                   present, sample_s=sample_s, rules=rules, publisher=publisher)
+        cvem = cvem_writes_per_s_per_1000(series.alloc_kib, workload.step_s, present,
+                                          quota_hold=quota_hold)
+    except (CloudvampError, ValueError) as e:
+        raise click.ClickException(str(e))
+    capacity = capacity_per_s or DEFAULT_CAPACITY_PER_S
+    result = budget(replay.per_s_per_1000_vms, cvem, capacity)
+    click.echo(f"publishers (heartbeat {rules.heartbeat_s:g} s, deadband max("
+               f"{rules.used_min_kib} KiB, {rules.used_ratio:g} × MemTotal), sampled every "
+               f"{sample_s:g} s): {result['publishers_per_s_per_1000']:.3f} writes/s per "
+               f"1,000 VMs; why: " + ", ".join(f"{k} {v}" for k, v in sorted(
+                   replay.reasons.items(), key=lambda kv: -kv[1])))
+    seen = sum(replay.verdicts.values()) or 1
+    click.echo("cvem's view of the published reports (probe fresh): " + ", ".join(
+        f"{k} {100.0 * v / seen:.1f} %" for k, v in sorted(replay.verdicts.items(),
+                                                          key=lambda kv: -kv[1]))
+               + " of VM-steps (moved: no shrink on it)")
+    click.echo(f"cvem: {result['cvem_per_s_per_1000']:.3f} writes/s per 1,000 VMs (resizes "
+               f"{cvem['resizes_per_s']:.3f}, show {cvem['show_per_s']:.3f}, quota "
+               f"{cvem['quota_per_s']:.3f}; {cvem['resizes_per_vm_hour']:.2f} resizes per "
+               f"VM-hour) + handover {result['handover_per_s']:g}/s per cloud")
+    click.echo(f"at {result['fleet_vms']:,} VMs: {result['total_per_s']:.1f} writes/s = "
+               f"{result['share_pct']:.1f} % of oned's {result['capacity_per_s']:g}/s "
+               f"({'measured' if capacity_per_s else 'test-bed default'}); target < "
+               f"{result['target_pct']:g} %: {'MET' if result['met'] else 'MISSED'}")
+    click.echo(f"({time.monotonic() - started:.1f} s)", err=True)
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump({"budget": result, "cvem": cvem, "publisher_reasons": replay.reasons,
+                       "report_verdicts": replay.verdicts,
+                       "rules": dict(rules._asdict()), "sample_s": sample_s,
+                       "vms": workload.vms, "days": round(workload.steps * workload.step_s
+                                                          / 86400.0, 2)}, fh, indent=2)
         click.echo(f"wrote {json_path}", err=True)
 
 

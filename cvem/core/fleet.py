@@ -30,6 +30,9 @@ class FleetObs:
     pressure: np.ndarray        # bool, guest swaps in / PSI full / was short last period
     deficit_kib: np.ndarray     # float64 >= 0, memory the guest lacked (swap growth estimate)
     future_need_kib: Optional[np.ndarray] = None  # simulation only: the oracle's knowledge
+    # bool, False where the report may only grow the VM (an unchanged in-guest report the
+    # host probe's statistics no longer agree with: never shrink on it). None: all may.
+    shrink_ok: Optional[np.ndarray] = None
     # The hosts the VMs run on (``host_index`` points into them), for host-level rules such
     # as MoM's and Proxmox's; the decision cycle fills it in.
     hosts: Optional["HostColumns"] = None
@@ -82,8 +85,9 @@ class FleetHistory:
         """The history re-indexed to ``vm_ids``: known VMs keep their state, new VMs get
         ``initial`` (arrays of shape (1, ...)), VMs that left are dropped."""
         if self.vm_ids.shape == vm_ids.shape and np.array_equal(self.vm_ids, vm_ids) \
-                and set(self.columns) >= set(initial):
-            return self
+                and set(self.columns) >= set(initial) \
+                and all(self.columns[k].shape[1:] == v.shape[1:] for k, v in initial.items()):
+            return self   # (a column of another shape: a policy setting changed, restart it)
         n = vm_ids.shape[0]
         cols = {k: np.repeat(v, n, axis=0) if v.shape[0] == 1 else np.array(v)
                 for k, v in initial.items()}
@@ -131,7 +135,8 @@ class FleetHistory:
         return {k[len(p):]: v for k, v in self.columns.items() if k.startswith(p)}
 
 
-# The guest publisher sends a heartbeat at least every 60 s; three missed ones make a report stale.
+# Default for callers without a service config (the service passes its stale_after_s; a report
+# the probe keeps current carries the probe's time, see cvem.service.observe).
 DEFAULT_MAX_REPORT_AGE_S = 180.0
 
 
@@ -175,6 +180,7 @@ def obs_from_snapshot(snapshot: Snapshot,
     swap_in = np.zeros(n)
     psi_full = np.full(n, np.nan)
     self_deflated = np.zeros(n)
+    shrink_ok = np.ones(n, dtype=bool)
     for i, v in enumerate(vms):
         g = v.guest
         if g is None or v.report_problem is not None:
@@ -182,6 +188,7 @@ def obs_from_snapshot(snapshot: Snapshot,
         if not (snapshot.now_s - g.sampled_at_s <= max_report_age_s):
             continue  # stale: the guest stopped publishing (or the time is unknown)
         valid[i] = True
+        shrink_ok[i] = g.shrink_ok
         used_in[i] = g.used_kib
         swap_used[i] = g.swap_used_kib
         swap_in[i] = g.swap_in_kib_s
@@ -203,5 +210,6 @@ def obs_from_snapshot(snapshot: Snapshot,
         nominal_kib=np.array([v.nominal_kib for v in vms], dtype=np.int64),
         allocated_kib=np.array([v.allocated_kib for v in vms], dtype=np.int64),
         used_kib=used, report_ok=ok, pressure=pressure, deficit_kib=deficit,
+        shrink_ok=None if shrink_ok.all() else shrink_ok,
     )
     return obs, host_cols

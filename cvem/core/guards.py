@@ -5,6 +5,7 @@ They hold the promises cloudvamp makes to every guest:
 * never below what the guest uses plus a floor, never above the nominal size (MEMORY_MAX);
 * a guest under pressure (swapping in, stalled on memory, short last period) grows at once;
 * a VM without a valid fresh report is never shrunk: it grows back to its nominal size;
+* a report the host probe no longer agrees with may grow its VM, never shrink it;
 * shrinking is gradual (a bounded fraction per cycle) and waits for a cooldown after any
   change; growing never waits;
 * changes smaller than a minimum step are skipped, unless the guest is below its floor.
@@ -23,9 +24,9 @@ from .fleet import FleetObs
 MIB = 1024
 
 REASONS = ("hold", "policy", "floor", "pressure", "no-report", "ceiling", "min-step",
-           "cooldown", "gradual-shrink")
+           "cooldown", "gradual-shrink", "stale-report")
 R_HOLD, R_POLICY, R_FLOOR, R_PRESSURE, R_NO_REPORT, R_CEILING, R_MIN_STEP, R_COOLDOWN, \
-    R_GRADUAL = range(len(REASONS))
+    R_GRADUAL, R_STALE = range(len(REASONS))
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ def apply_guards(obs: FleetObs, proposed_kib: np.ndarray, last_change_s: np.ndar
     small &= ~((target == nominal) & (alloc < nominal) & (~known))
     reason[small & (target != alloc)] = R_MIN_STEP
     target = np.where(small, alloc, target)
+
+    if obs.shrink_ok is not None:   # an unchanged report the probe disagrees with
+        stale = (target < alloc) & ~obs.shrink_ok
+        target = np.where(stale, alloc, target)
+        reason[stale] = R_STALE
 
     cooling = (target < alloc) & ((obs.now_s - last_change_s) < params.cooldown_s)
     target = np.where(cooling, alloc, target)

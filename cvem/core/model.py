@@ -31,6 +31,9 @@ class GuestReport:
     swap_out_kib_s: float = 0.0
     psi_some_avg10: Optional[float] = None
     psi_full_avg10: Optional[float] = None
+    # False: an unchanged report the host probe's statistics no longer agree with; it may
+    # grow the VM (used is the larger of the two), never shrink it
+    shrink_ok: bool = True
     seq: Optional[int] = None
 
 

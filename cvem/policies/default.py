@@ -41,7 +41,14 @@ Design (measurements and plots in docs/policy.md):
   needed (used + swapped) becomes a floor, × (1 + ``starved_margin_ratio``), decaying with
   that half-life. A guest is not starved twice at the same level: most severe shortfalls on
   the traces are at a level the VM had already reached, and a VM that starved once at a
-  level tends to go back there.
+  level tends to go back there. Held 5 days: the reclaim/safety knob (shorter: more reclaim,
+  more severe shortfalls).
+* **Starved levels by time of day** (``starved_daily_*``): the same level is also held,
+  with a half-life of ``starved_daily_half_life_s`` (14 days), from ``starved_daily_before_s``
+  before to ``starved_daily_after_s`` after the time of day at which the guest starved, on
+  every later day. Recurring peaks (cron, backups, batch) are met shortly *before* they come
+  back (PRESS-style signatures, Gong et al. 2010) without holding the level all day long;
+  with it, the continuous memory above can be shorter for the same safety.
 * **Hysteresis band** (``shrink_band_ratio``, ``grow_headroom_ratio``): the allocation is
   held while it lies between the target and target × (1 + band); outside, it goes to
   target × (1 + headroom). One resize then lasts while the need wanders inside the band
@@ -49,7 +56,7 @@ Design (measurements and plots in docs/policy.md):
   absorbs part of the next rise. On a host with less than ``tight_room_ratio`` of its memory
   unallocated the band narrows to the headroom: slack is free only while the host has room.
 
-Target = max(level, habit, starved floor, need × (1 + margin_ratio) + surge_weight × surge),
+Target = max(level, habit, starved floors, need × (1 + margin_ratio) + surge_weight × surge),
 then the band. The shared guards then apply the floor, ceiling, pressure growth, gradual
 shrink, cooldown and step.
 Nothing here is per-VM configuration: every VM starts from the same parameters and learns
@@ -61,6 +68,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.daily_memory import daily_floor, record_daily
 from ..core.histogram import bucket_edges_kib, bucket_of, rebase
 from ..core.slot_ring import max_over, record_slot_max
 from ..core.policy import Policy
@@ -108,7 +116,7 @@ class Default(Policy):
             "min": 1.0, "help": "rises are aggregated per window (largest one kept)"})
         deficit_weight: float = field(default=1.5, metadata={
             "min": 0.0, "max": 10.0, "help": "surge learned from a shortfall, × deficit"})
-        starved_half_life_s: float = field(default=7 * 86400.0, metadata={
+        starved_half_life_s: float = field(default=5 * 86400.0, metadata={
             "min": 0.0,
             "help": "how long a level at which the guest was short stays held (0: off): a "
                     "guest is not starved twice at the same level"})
@@ -118,6 +126,19 @@ class Default(Policy):
                     "fraction of it (or 256 MiB)"})
         starved_margin_ratio: float = field(default=0.10, metadata={
             "min": 0.0, "max": 2.0, "help": "headroom above a remembered starved level"})
+        starved_daily_half_life_s: float = field(default=14 * 86400.0, metadata={
+            "min": 0.0,
+            "help": "how long a starved level stays held around the same time of day, on "
+                    "later days (0: off): recurring peaks (cron, backups, batch) are met "
+                    "before they starve the guest again, without holding the level all day"})
+        starved_daily_slot_s: float = field(default=1800.0, metadata={
+            "min": 60.0, "max": 86400.0, "help": "time-of-day resolution of starved levels"})
+        starved_daily_before_s: float = field(default=7200.0, metadata={
+            "min": 0.0, "max": 43200.0,
+            "help": "a starved level is held from this long before its time of day"})
+        starved_daily_after_s: float = field(default=7200.0, metadata={
+            "min": 0.0, "max": 43200.0,
+            "help": "... until this long after it"})
         grow_headroom_ratio: float = field(default=0.10, metadata={
             "min": 0.0, "max": 2.0,
             "help": "a resize goes to the target plus this fraction, so the next need not "
@@ -141,12 +162,16 @@ class Default(Policy):
             from ..errors import ConfigError
             if 86400.0 % self.habit_slot_s:
                 raise ConfigError("habit_slot_s must divide a day (86400 s)")
+            if 86400.0 % self.starved_daily_slot_s:
+                raise ConfigError("starved_daily_slot_s must divide a day (86400 s)")
 
     def __init__(self, params=None):
         super().__init__(params)
         p = self.params
         self.slots_per_day = int(86400 // p.habit_slot_s)
         self.ring_slots = max(1, p.habit_days * self.slots_per_day)
+        self.daily_slots = int(86400 // p.starved_daily_slot_s) \
+            if p.starved_daily_half_life_s > 0 else 1
         # Rises from 1 MiB up to 1 TiB, 10 % per bucket; bucket 0 holds "no rise".
         self.rise_edges_kib = bucket_edges_kib(1024.0, 1.10, 2.0 ** 30)
         self.n_buckets = self.rise_edges_kib.size - 1
@@ -163,7 +188,9 @@ class Default(Policy):
                 "rise_window_bucket": np.full(1, -1, dtype=np.int64),
                 "rise_window_regime": np.zeros(1, dtype=np.int64),
                 "activity_kib": np.zeros(1), "regime": np.zeros(1, dtype=np.int64),
-                "starved_kib": np.zeros(1)}
+                "starved_kib": np.zeros(1),
+                "starved_daily_kib": np.zeros((1, self.daily_slots)),
+                "starved_daily_s": np.full((1, self.daily_slots), -np.inf)}
 
     def _habit(self, obs, need, seen, ring, last_slot):
         """Record this cycle's need in its slot; return the habit peak ahead (NaN if none)."""
@@ -277,12 +304,18 @@ class Default(Policy):
 
         target = np.fmax(level, need * (1.0 + p.margin_ratio) + p.surge_weight * surge)
         starved = state["starved_kib"]
+        daily = (state["starved_daily_kib"], state["starved_daily_s"])
+        hungry = obs.pressure & seen & ((obs.deficit_kib > p.starved_min_ratio * need)
+                                        | (obs.deficit_kib > 256 * 1024.0))
         if p.starved_half_life_s > 0:
             starved = starved * np.exp2(-dt / p.starved_half_life_s)
-            hungry = obs.pressure & seen & ((obs.deficit_kib > p.starved_min_ratio * need)
-                                            | (obs.deficit_kib > 256 * 1024.0))
             starved = np.where(hungry, np.fmax(starved, need), starved)
             target = np.fmax(target, starved * (1.0 + p.starved_margin_ratio))
+        if p.starved_daily_half_life_s > 0:
+            daily = self._starved_daily(now, need, hungry, daily)
+            floor = daily_floor(*daily, now, p.starved_daily_slot_s, p.starved_daily_half_life_s,
+                                p.starved_daily_before_s, p.starved_daily_after_s)
+            target = np.fmax(target, floor * (1.0 + p.starved_margin_ratio))
         new_state = {"level_kib": level, "surge_kib": surge,
                      "last_need_kib": np.where(seen, need, state["last_need_kib"]),
                      "last_s": np.where(seen, now, state["last_s"]),
@@ -290,7 +323,8 @@ class Default(Policy):
                      "rise_hist": hist, "rise_ref_s": ref,
                      "rise_window_start_s": window[0], "rise_window_bucket": window[1],
                      "rise_window_regime": window[2], "activity_kib": activity,
-                     "regime": regime, "starved_kib": starved}
+                     "regime": regime, "starved_kib": starved,
+                     "starved_daily_kib": daily[0], "starved_daily_s": daily[1]}
         if p.habit_days > 0:
             habit, ring, slot = self._habit(obs, need, seen, state["habit"], state["habit_slot"])
             target = np.fmax(target, habit)
@@ -299,6 +333,14 @@ class Default(Policy):
                                        self._host_tight(obs))
         target = np.where(seen, target, obs.nominal_kib.astype(np.float64))
         return target, new_state
+
+    def _starved_daily(self, now, need, hungry, daily):
+        """Record the need of starved guests in their time-of-day slot."""
+        if not hungry.any():
+            return daily
+        p = self.params
+        return record_daily(*daily, now, p.starved_daily_slot_s, p.starved_daily_half_life_s,
+                            need, hungry)
 
     def _with_hysteresis(self, target, alloc, tight):
         """Hold the allocation inside [target, target × (1 + shrink_band)]; outside it, go to

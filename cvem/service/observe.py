@@ -20,6 +20,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .. import keys
 from ..config import ServiceParams
+from ..core.guest_signals import (REPORT_CORROBORATED, REPORT_MOVED, Corroboration,
+                                  hold_shrinks, report_freshness)
 from ..core.model import KIB_PER_MIB, GuestReport, HostView, Snapshot, VmView
 from ..ports import CloudRead, RawHost, RawVm
 
@@ -146,11 +148,13 @@ def _mark(old: Optional[ReportMark], marker: str, now_s: float, first_seen_fresh
 
 
 def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s: float,
-                   stale_after_s: float, ceiling_kib: Optional[int] = None):
+                   stale_after_s: float, ceiling_kib: Optional[int] = None,
+                   keep_stale: bool = False):
     """(GuestReport or None, problem or None, new mark or None) from USER_TEMPLATE.
 
     ``ceiling_kib``: the largest MemTotal the guest can have (default: nominal; see
-    :func:`memtotal_ceiling_kib`)."""
+    :func:`memtotal_ceiling_kib`). ``keep_stale``: return a stale report too, with its
+    problem, for :func:`corroborated_report` to judge against the probe."""
     ceiling = max(ceiling_kib or 0, nominal_kib)
     attrs = vm.user
     if keys.GUEST_SEQ not in attrs and keys.GUEST_MEM_USED_KIB not in attrs:
@@ -184,15 +188,64 @@ def onegate_report(vm: RawVm, nominal_kib: int, old: Optional[ReportMark], now_s
     first_fresh = guest_time is not None and abs(guest_time - now_s) <= stale_after_s
     mark = _mark(old, str(int(seq)), now_s, first_fresh, stale_after_s)
     age = now_s - mark.changed_at_s
+    stale = None
     if age > stale_after_s:
-        return None, f"OneGate report stale (CLOUDVAMP_SEQ={int(seq)} unchanged for " \
-                     f"{age:.0f} s > {stale_after_s:.0f} s)", mark
+        stale = f"OneGate report stale (CLOUDVAMP_SEQ={int(seq)} unchanged for " \
+                f"{age:.0f} s > {stale_after_s:.0f} s)"
+        if not keep_stale:
+            return None, stale, mark
     report = GuestReport(
         used_kib=int(used), total_kib=int(total), sampled_at_s=mark.changed_at_s,
         source="onegate", swap_used_kib=int(swap), swap_in_kib_s=swap_in or 0.0,
         swap_out_kib_s=swap_out or 0.0, psi_some_avg10=psi_some, psi_full_avg10=psi_full,
         seq=int(seq))
-    return report, None, mark
+    return report, stale, mark
+
+
+MOVED_REASON = "onegate, unchanged while the probe's figures moved: no shrink"
+
+
+def corroborated_report(report: Optional[GuestReport], problem: Optional[str],
+                        probe: Optional[GuestReport], now_s: float, params: ServiceParams,
+                        probe_timed: bool = True):
+    """(report, problem): an unchanged OneGate report kept current by the probe.
+
+    The publisher writes on change with a long heartbeat (each PUT is an oned write), so
+    its report past ``stale_after_s`` is judged by :func:`report_freshness` against the
+    probe's fresh balloon statistics (host-side, libvirt's ``last_update``). Agreeing, it
+    stays current; moved away, it may grow the VM but never shrink it. Either way its used
+    figure is the larger of the two, so the probe can only raise it, and its time is the
+    probe's. The guest's report can never loosen anything: with no fresh probe statistics,
+    or past ``report_max_age_s``, it is stale as before. ``probe_timed``: the probe's
+    statistics carry libvirt's ``last_update``; without it the probe looks fresh at every
+    run even when the guest's statistics are frozen, so it cannot keep a report current.
+
+    A fresh report is raised to a fresh probe's used figure too: the publisher stays quiet
+    while used moves less than its deadband (max(64 MiB, 2 % of MemTotal)), which can be
+    more than the guards' floor above used.
+    """
+    if report is None:
+        return report, problem
+    if problem is None:
+        if probe is not None and probe.used_kib > report.used_kib:
+            return replace(report, used_kib=probe.used_kib), None
+        return report, problem
+    if not probe_timed:
+        probe = None
+    rules = Corroboration(agree_kib=params.report_agree_kib,
+                          agree_ratio=params.report_agree_ratio,
+                          max_age_s=params.report_max_age_s)
+    verdict = report_freshness(now_s - report.sampled_at_s, params.stale_after_s,
+                               probe is not None, report.used_kib,
+                               probe.used_kib if probe else math.nan,
+                               probe.total_kib if probe else 0, rules)
+    if verdict not in (REPORT_CORROBORATED, REPORT_MOVED):
+        return None, problem
+    kept = replace(report, used_kib=max(report.used_kib, probe.used_kib),
+                   sampled_at_s=probe.sampled_at_s,
+                   swap_in_kib_s=max(report.swap_in_kib_s, probe.swap_in_kib_s),
+                   shrink_ok=not hold_shrinks(verdict))
+    return kept, None
 
 
 def memtotal_ceiling_kib(mon: Mapping[str, str], nominal_kib: int) -> int:
@@ -497,7 +550,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
         mon = read.monitoring.get(vm.vm_id, {})
         guest, problem, mark = onegate_report(vm, nominal, marks.get((vm.vm_id, "onegate")),
                                               now_s, params.stale_after_s,
-                                              memtotal_ceiling_kib(mon, nominal))
+                                              memtotal_ceiling_kib(mon, nominal),
+                                              keep_stale=True)
         if mark is not None:
             new_marks[(vm.vm_id, "onegate")] = mark
         p_guest, p_problem, p_mark, balloon = probe_report(
@@ -505,6 +559,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
             marks.get((vm.vm_id, "probe")), now_s, params.stale_after_s)
         if p_mark is not None:
             new_marks[(vm.vm_id, "probe")] = p_mark
+        guest, problem = corroborated_report(guest, problem, p_guest, now_s, params,
+                                             keys.PROBE_STATS_TIME in mon)
         if guest is None and params.probe_fallback and p_guest is not None:
             guest, problem = p_guest, None
         elif guest is None:
@@ -530,6 +586,8 @@ def observe(read: CloudRead, params: ServiceParams, marks: Mapping[Tuple[int, st
                             allocated_kib=allocated, guest=guest, balloon_actual_kib=balloon,
                             report_problem=problem, self_deflated_kib=deflated))
         reason = guest.source if guest else f"no usable guest report: {problem_kind(problem)}"
+        if guest is not None and not guest.shrink_ok:
+            reason = MOVED_REASON
         if deflated:  # no figure here: the reason is a metric label and a VM attribute
             reason += "; guest deflated its balloon itself (deflate-on-OOM): pressure"
         statuses.append(VmStatus(

@@ -47,3 +47,51 @@ def test_a_small_shortfall_is_not_remembered():
                      deficit=100 * 1024)   # 100 MiB of 4.1 GiB: under 10 % and 256 MiB
     _, state = p.propose(small, _state(p, 1))
     assert state["starved_kib"][0] == 0
+
+
+def _daily_policy(**extra):
+    return load_policy("default", {"shrink_band_ratio": 0, "grow_headroom_ratio": 0,
+                                   "starved_half_life_s": 0,
+                                   "starved_daily_half_life_s": 14 * 86400, **extra})
+
+
+def _starve(p, state, now):
+    starving = make_obs(1, nominal=32 * GIB, alloc=2 * GIB, used=2 * GIB, pressure=True,
+                        deficit=8 * GIB, now=now)
+    return p.propose(starving, state)[1]
+
+
+def _quiet_target(p, state, now):
+    quiet = make_obs(1, nominal=32 * GIB, alloc=2 * GIB, used=1 * GIB, now=now)
+    return p.propose(quiet, state)[0][0]
+
+
+def test_a_starved_level_is_held_around_the_same_time_of_day_the_next_day():
+    p = _daily_policy()
+    state = _starve(p, _state(p, 1), NOW)          # needed 10 GiB at this time of day
+    quiet = _quiet_target(p, state, NOW + 6 * 3600)
+    assert quiet < 4 * GIB                          # six hours later: not held
+    # the next day, half an hour before that time: held again, ahead of the peak
+    before = _quiet_target(p, state, NOW + 86400 - 1800)
+    assert before >= 10 * GIB * 1.1 * 0.9          # 10 GiB (+10 %), decayed one day of 14
+
+
+def test_a_starved_time_of_day_fades_when_the_peak_stops_recurring():
+    p = _daily_policy(starved_daily_half_life_s=86400)
+    state = _starve(p, _state(p, 1), NOW)
+    weeks_later = _quiet_target(p, state, NOW + 14 * 86400)
+    assert weeks_later < 4 * GIB
+
+
+def test_a_recurring_peak_refreshes_its_time_of_day():
+    p = _daily_policy(starved_daily_half_life_s=86400)
+    state = _state(p, 1)
+    for day in range(5):
+        state = _starve(p, state, NOW + day * 86400)
+    assert _quiet_target(p, state, NOW + 5 * 86400 - 600) >= 10 * GIB * 1.1 * 0.49
+
+
+def test_the_time_of_day_slot_must_divide_a_day():
+    from cvem.errors import ConfigError
+    with pytest.raises(ConfigError):
+        load_policy("default", {"starved_daily_slot_s": 7000})

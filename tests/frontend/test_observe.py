@@ -132,14 +132,17 @@ def cloud(vms, monitoring=None):
 
 
 def test_onegate_preferred_over_probe_when_both_fresh():
-    read = cloud([raw_vm(user=guest(used=1_000_000))], {1: probe(usable=1_000_000)})
+    # the probe's lower used figure does not lower the report's (a higher one raises it:
+    # test_report_freshness, the publisher's deadband)
+    read = cloud([raw_vm(user=guest(used=1_000_000))], {1: probe(usable=3_100_000)})
     obs = observe(read, P, {}, NOW)
     assert obs.snapshot.vms[0].guest.source == "onegate"
     assert obs.snapshot.vms[0].guest.used_kib == 1_000_000
 
 
 def test_probe_used_when_onegate_stale_and_nothing_when_both_bad():
-    marks = {(1, "onegate"): ReportMark("5", NOW - 1000)}
+    # older than report_max_age_s: the probe cannot keep it current any more
+    marks = {(1, "onegate"): ReportMark("5", NOW - P.report_max_age_s - 1)}
     read = cloud([raw_vm(user=guest(seq=5))], {1: probe()})
     obs = observe(read, P, marks, NOW)
     assert obs.snapshot.vms[0].guest.source == "probe"

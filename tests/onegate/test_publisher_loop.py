@@ -86,16 +86,25 @@ def test_a_change_is_sent_at_the_next_sample(loop, fake_proc):
     assert transport.sent[-1]["CLOUDVAMP_MEM_USED_KIB"] == str(2097152 - 1048576 + 65536)
 
 
-def test_swapping_is_sent_every_sample(loop, fake_proc):
+def test_pressure_goes_out_at_once_while_it_rises_and_when_it_ends(loop, fake_proc):
     make, clock, transport = loop
     publisher = make(heartbeat_s=600.0)
-    publisher.run(max_cycles=2)
-    sent_before = len(transport.sent)
-    for _ in range(3):
-        fake_proc.write(swapped_out_pages=100)
-        publisher.run(max_cycles=1)
-    assert len(transport.sent) == sent_before + 3
-    assert float(transport.sent[-1]["CLOUDVAMP_SWAP_OUT_KIB_S"]) > 0
+
+    def sample_after_10_s(**pages):
+        if pages:
+            fake_proc.write(**pages)
+        clock.now_s += 10.0
+        publisher.cycle()
+        return len(transport.sent)
+    assert sample_after_10_s() == 1                              # the first one
+    assert sample_after_10_s() == 2                              # the swap rates appear
+    assert sample_after_10_s() == 2                              # quiet
+    assert sample_after_10_s(swapped_in_pages=1000) == 3         # 400 KiB/s > 64: at once
+    assert float(transport.sent[-1]["CLOUDVAMP_SWAP_IN_KIB_S"]) == 400.0
+    assert sample_after_10_s(swapped_in_pages=1000) == 3         # the same pressure
+    assert sample_after_10_s(swapped_in_pages=4000) == 4         # rising: at once
+    assert sample_after_10_s() == 5                              # over: at once
+    assert float(transport.sent[-1]["CLOUDVAMP_SWAP_IN_KIB_S"]) == 0.0
 
 
 def test_onegate_down_backs_off_exponentially_with_cap_and_never_exits(loop):

@@ -170,7 +170,7 @@ def test_encode_attributes_is_onegate_template_text(publisher):
     assert text == "A=1\nB="
 
 
-# --- changed_enough: what is sent before the heartbeat --------------------------------------
+# --- publish_reason: the pure decision the loop and `cvem bench writes` share -------------
 
 def _figures(publisher, **overrides):
     figures = collections.OrderedDict((key, "0") for key in publisher.FIGURE_KEYS)
@@ -183,25 +183,62 @@ def _figures(publisher, **overrides):
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ({}, False),
-    ({"MEM_USED_KIB": "1008000"}, False),           # 8000 KiB < 8192
-    ({"MEM_USED_KIB": "1008192"}, True),
-    ({"MEM_AVAILABLE_KIB": "990000"}, True),
-    ({"SWAP_OUT_KIB_S": "0.4"}, True),              # any swapping is urgent
-    ({"PSI_SOME_AVG10": "0.90"}, False),
-    ({"PSI_SOME_AVG10": "1.00"}, True),
-    ({"PSI_FULL_AVG10": ""}, True),                 # a figure disappeared
+    ({}, None),
+    ({"MEM_USED_KIB": "1065535"}, None),            # 65535 KiB < the 64 MiB deadband
+    ({"MEM_USED_KIB": "1065536"}, "used moved"),
+    ({"MEM_USED_KIB": "934464"}, "used moved"),     # falls count too (cvem may shrink)
+    ({"SWAP_USED_KIB": "70000"}, "swap in use moved"),
+    ({"SWAP_OUT_KIB_S": "30.0"}, None),             # below the 64 KiB/s threshold
+    ({"SWAP_IN_KIB_S": "64.0"}, "pressure"),        # past it: at once
+    ({"PSI_SOME_AVG10": "0.90"}, None),
+    ({"PSI_SOME_AVG10": "1.00"}, "pressure"),
+    ({"PSI_FULL_AVG10": "2.50"}, "pressure"),
+    ({"PSI_FULL_AVG10": ""}, "figure appeared or disappeared"),
 ])
-def test_changed_enough(publisher, overrides, expected):
+def test_publish_reason_deadband_and_pressure(publisher, overrides, expected):
     old = _figures(publisher)
-    assert publisher.changed_enough(old, _figures(publisher, **overrides), 8192) is expected
+    reason = publisher.publish_reason(old, None, _figures(publisher, **overrides), None, 30.0)
+    assert reason == expected
 
 
-def test_changed_enough_keeps_publishing_while_swapping(publisher):
-    swapping = _figures(publisher, SWAP_IN_KIB_S="12.0")
-    assert publisher.changed_enough(swapping, _figures(publisher, SWAP_IN_KIB_S="12.4"), 8192)
-    # ...and once more when it stops, so cvem sees the zero
-    assert publisher.changed_enough(swapping, _figures(publisher), 8192)
+def test_deadband_is_relative_to_the_guest_size(publisher):
+    big = dict(MEM_TOTAL_KIB="64000000", MEM_AVAILABLE_KIB="32000000", MEM_USED_KIB="32000000")
+    old = _figures(publisher, **big)
+    moved_1g = _figures(publisher, **dict(big, MEM_USED_KIB="33000000"))   # < 2 % of 64 GB
+    moved_2g = _figures(publisher, **dict(big, MEM_USED_KIB="33300000"))   # >= 2 %
+    assert publisher.publish_reason(old, None, moved_1g, None, 30.0) is None
+    assert publisher.publish_reason(old, None, moved_2g, None, 30.0) == "used moved"
+
+
+def test_major_faults_past_the_threshold_go_out_at_once(publisher):
+    quiet = _figures(publisher)
+    assert publisher.publish_reason(quiet, 10.0, quiet, 150.0, 30.0) is None
+    assert publisher.publish_reason(quiet, 10.0, quiet, 250.0, 30.0) == "pressure"
+    assert publisher.publish_reason(quiet, 250.0, quiet, 300.0, 30.0) is None
+    assert publisher.publish_reason(quiet, 250.0, quiet, 500.0, 30.0) == "pressure rising"
+
+
+def test_pressure_rises_go_out_and_a_steady_pressure_has_its_own_heartbeat(publisher):
+    rules = publisher.DEFAULT_RULES
+    stalled = _figures(publisher, PSI_FULL_AVG10="5.00", PSI_SOME_AVG10="8.00")
+    assert publisher.publish_reason(stalled, None, stalled, None, 30.0) is None
+    worse = _figures(publisher, PSI_FULL_AVG10="6.20", PSI_SOME_AVG10="8.00")
+    assert publisher.publish_reason(stalled, None, worse, None, 30.0) == "pressure rising"
+    assert publisher.publish_reason(stalled, None, stalled, None, rules.pressure_heartbeat_s) \
+        == "pressure heartbeat"
+    assert publisher.publish_reason(stalled, None, _figures(publisher), None, 5.0) == \
+        "pressure over"
+
+
+def test_heartbeat(publisher):
+    rules = publisher.DEFAULT_RULES
+    quiet = _figures(publisher)
+    assert rules.heartbeat_s == 1800.0
+    assert publisher.publish_reason(None, None, quiet, None, 0.0) == "first"
+    assert publisher.publish_reason(quiet, None, quiet, None, 1799.0) is None
+    assert publisher.publish_reason(quiet, None, quiet, None, 1800.0) == "heartbeat"
+    every_sample = rules._replace(heartbeat_s=0)
+    assert publisher.publish_reason(quiet, None, quiet, None, 0.0, every_sample) == "heartbeat"
 
 
 def test_fake_proc_counters_only_grow(tmp_path):

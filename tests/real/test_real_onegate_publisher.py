@@ -64,15 +64,20 @@ def _user_template(one, vm_id):
     return {e.tag: e.text for e in one.vm(vm_id).find("USER_TEMPLATE")}
 
 
-def test_publisher_reports_through_real_onegate_and_cvem_shrinks_then_grows(real_one, empty_cluster,
-                                                                            tmp_path):
+def _idle_guest(real_one, empty_cluster, tmp_path):
+    """(cluster, VM with a OneGate token on host A, its fake /proc using 500 MiB, Guest)."""
     if not real_one.managed:
         pytest.skip("needs the test bed's OneGate server and testbed.py token")
     cluster_id, (a, _b, _d) = empty_cluster
     vm = real_one.make_vm(a, SIZE_MIB, SIZE_MIB, extra='CONTEXT=[TOKEN="YES"]\n')
     fake = FakeProc(tmp_path / "proc").write(mem_total_kib=SIZE_MIB * MIB_KIB,
                                              mem_available_kib=(SIZE_MIB - 500) * MIB_KIB)
-    guest = Guest(real_one, vm, fake.root, tmp_path)
+    return cluster_id, vm, fake, Guest(real_one, vm, fake.root, tmp_path)
+
+
+def test_publisher_reports_through_real_onegate_and_cvem_shrinks_then_grows(real_one, empty_cluster,
+                                                                            tmp_path):
+    cluster_id, vm, fake, guest = _idle_guest(real_one, empty_cluster, tmp_path)
 
     guest.publish()
     keys = _user_template(real_one, vm)
@@ -106,3 +111,30 @@ def test_publisher_reports_through_real_onegate_and_cvem_shrinks_then_grows(real
     assert grown, (report.plan.actions, keys)
     real_one.wait_running(vm, 60)
     assert shrunk_mib < int(real_one.vm(vm).findtext("TEMPLATE/MEMORY")) <= SIZE_MIB
+
+
+def test_publisher_loop_writes_on_change_through_real_onegate(real_one, empty_cluster, tmp_path):
+    """The loop (not --once) with its default 30 min heartbeat: one PUT for a quiet guest,
+    one more when used memory moves past the deadband; nothing else reaches oned."""
+    _cluster, vm, fake, guest = _idle_guest(real_one, empty_cluster, tmp_path)
+    command = [sys.executable, str(REPO / "onegate" / "cloudvamp-publisher"), "--verbose",
+               "--interval", "0.3", "--cycles", "16", "--timeout", "60", "--proc", str(fake.root),
+               "--one-env", str(tmp_path / "no-one-env"),
+               "--context-dir", str(tmp_path / "no-context-cd")]
+    proc = subprocess.Popen(command, env=guest.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "published seq=" in line and len([x for x in lines if "published seq=" in x]) == 1:
+            # the guest now uses 300 MiB more: past the 64 MiB / 2 % deadband
+            fake.write(mem_total_kib=SIZE_MIB * MIB_KIB,
+                       mem_available_kib=(SIZE_MIB - 800) * MIB_KIB)
+    proc.wait(timeout=60)
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    published = re.findall(r"published seq=(\d+) \(([^)]+)\)", out)
+    assert [reason for _seq, reason in published] == ["first", "used moved"], out
+    keys = _user_template(real_one, vm)
+    assert keys["CLOUDVAMP_SEQ"] == published[-1][0]
+    assert int(keys["CLOUDVAMP_MEM_USED_KIB"]) == 800 * MIB_KIB, keys
