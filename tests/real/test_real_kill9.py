@@ -32,7 +32,8 @@ RESIZE_ACTION = "35"      # HISTORY/ACTION of a resize in oned 7.4 (real recordi
 LIVE_MIGRATE_ACTION = "2"
 # the default policy with memories of seconds, not hours: guests swing within the test
 SHORT_MEMORY_POLICY = ("[policy:default]\npeak_half_life_s = 2\nsurge_half_life_s = 2\n"
-                       "activity_half_life_s = 2\nstarved_half_life_s = 2\nrise_window_s = 2\n")
+                       "activity_half_life_s = 2\nstarved_half_life_s = 2\nrise_window_s = 2\n"
+                       "starved_daily_half_life_s = 2\n")
 REPO = Path(__file__).resolve().parents[2]
 
 ISSUED = re.compile(r"^(\S+ \S+) INFO \S+: vm=(\d+) host=\d+ action=(grow|shrink) "
