@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -31,13 +32,14 @@ INFLATE = 1.5   # A′: page cache counted as demand (peers.md §8.1)
 
 
 def bench_workloads(traces: Optional[str], scenario_vms: int, scenario_days: float,
-                    scenario_step_s: float, seed: int, inflated: bool = True) -> List[Workload]:
+                    scenario_step_s: float, seed: int, inflated: bool = True,
+                    vm_stride: int = 1, scenarios: bool = True) -> List[Workload]:
     loads = []
     if traces:
-        loads.append(read_bitbrains(traces, step_s=300.0))
+        loads.append(read_bitbrains(traces, step_s=300.0).every(vm_stride))
         if inflated:
-            loads.append(read_bitbrains(traces, step_s=300.0, inflate=INFLATE))
-    for name in SCENARIOS:
+            loads.append(read_bitbrains(traces, step_s=300.0, inflate=INFLATE).every(vm_stride))
+    for name in SCENARIOS if scenarios else ():
         loads.append(generate(name, vms=scenario_vms, days=scenario_days,
                               step_s=scenario_step_s, seed=seed))
     return loads
@@ -80,8 +82,16 @@ def check_targets(results: Dict[str, Dict[str, float]], policy: str = "default")
     return rows
 
 
+def sweeps_frontier(w: Workload) -> bool:
+    """The frontier is swept on the raw traces (the workload the targets are judged on)."""
+    return w.name.startswith("traces:") and float(w.info.get("inflate", 1.0)) == 1.0
+
+
 def run_bench(workloads: List[Workload], policies=DEFAULT_POLICIES, cloud=CloudConfig(),
-              plot_dir: Optional[str] = None, progress=None):
+              plot_dir: Optional[str] = None, progress=None, frontier_jobs: int = 0,
+              frontier_progress=None):
+    """``frontier_jobs`` > 0 also sweeps every policy's frontier knob on the raw traces with
+    that many processes (:mod:`.frontier`)."""
     report = {}
     for w in workloads:
         if progress:
@@ -91,10 +101,31 @@ def run_bench(workloads: List[Workload], policies=DEFAULT_POLICIES, cloud=CloudC
                  "results": {n: dict(r.metrics) for n, r in results.items()},
                  "compare": compare(results)}
         entry["targets"] = check_targets(entry["results"])
+        if frontier_jobs and sweeps_frontier(w):
+            entry["frontier"] = _frontier(w, entry["results"], cloud, frontier_jobs,
+                                          frontier_progress, plot_dir)
         if plot_dir:
             entry["plots"] = _plots(w, results, plot_dir)
         report[w.name] = entry
     return report
+
+
+def _frontier(w: Workload, results, cloud, jobs, progress, plot_dir):
+    from .frontier import frontier_report, frontier_rows, plot_frontier, run_sweep, sweep_tasks
+    started = time.monotonic()
+    tasks = sweep_tasks([n for n in results if n != "none"])
+    swept = run_sweep(w, tasks, cloud, jobs=jobs, progress=progress)
+    rows = frontier_rows({n: m for n, m in results.items() if n != "none"}, tasks, swept)
+    out = {"rows": rows, "report": frontier_report(rows), "runs": len(tasks), "jobs": jobs,
+           "cpu_s": round(sum(m["cpu_s"] for m in swept), 1),
+           "wall_s": round(time.monotonic() - started, 1)}
+    if plot_dir:
+        os.makedirs(plot_dir, exist_ok=True)
+        path = os.path.join(plot_dir, "frontier.png")
+        plot_frontier(rows, out["report"], path, title=f"{w.name}: every policy along its "
+                      "knob (honest guests, scored from day 1)")
+        out["plot"] = path
+    return out
 
 
 def _plots(w: Workload, results: Dict[str, RunResult], plot_dir: str) -> List[str]:

@@ -14,6 +14,16 @@ from . import cli
 from .simulate import format_table, json_ready
 
 
+def json_ready_tree(value):
+    """``value`` with nested dicts/lists made JSON-ready (NaN and infinities become null)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready_tree(v) for v in value]
+    value = json_ready(value)
+    return None if isinstance(value, float) and math.isinf(value) else value
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--traces", type=click.Path(exists=True, file_okay=False), default=None,
               help="Bitbrains-format trace folder (e.g. ../shared/traces/bitbrains-rnd-2013-8).")
@@ -34,13 +44,25 @@ from .simulate import format_table, json_ready
 @click.option("--inflated/--no-inflated", default=True, show_default=True,
               help="With --traces, also the page-cache workload A′ (demand × 1.5, capped at "
                    "provisioned; peers.md §8.1).")
+@click.option("--frontier/--no-frontier", default=True, show_default=True,
+              help="With --traces, also sweep every policy's frontier knob on the raw traces "
+                   "and print what bounds the targets and default's dominance at each arm's "
+                   "shortfall.")
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Processes for the frontier sweep (default: up to 2).")
+@click.option("--scenarios/--no-scenarios", default=True, show_default=True,
+              help="Also the built-in scenarios.")
+@click.option("--vm-stride", type=click.IntRange(1), default=1, show_default=True,
+              help="Only every N-th trace VM (a quick sub-sample while developing).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write every workload's metrics, comparisons and plot paths as JSON.")
 @click.option("--plot-dir", type=click.Path(file_okay=False), default=None,
-              help="Write per-workload PNGs: overview (allocation vs demand, frontier) and a VM.")
+              help="Write per-workload PNGs: overview (allocation vs demand, frontier) and a VM; "
+                   "with the sweep, frontier.png.")
 @click.pass_context
 def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, seed,
-          host_gib, reserve_gib, inflated, json_path, plot_dir):
+          host_gib, reserve_gib, inflated, frontier, jobs, scenarios, vm_stride, json_path,
+          plot_dir):
     """Every policy on the same workloads in one run: tables, ratios, plots.
 
     \b
@@ -49,6 +71,8 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
     """
     if ctx.invoked_subcommand is not None:
         return
+    from ..bench.frontier import describe_task, format_frontier
+    from ..bench.lend import default_jobs
     from ..bench.policies import bench_workloads, run_bench
     from ..sim.engine import CloudConfig
     from ..sim.workloads import GIB
@@ -58,9 +82,13 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
         cloud = CloudConfig(host_physical_kib=host_gib * GIB if host_gib else None,
                             host_reserve_kib=reserve_gib * GIB)
         loads = bench_workloads(traces, scenario_vms, scenario_days, scenario_step_s, seed,
-                                inflated=inflated)
+                                inflated=inflated, vm_stride=vm_stride,
+                                scenarios=scenarios)
         report = run_bench(loads, names, cloud=cloud, plot_dir=plot_dir,
-                           progress=lambda w: click.echo(f"... {w.name}", err=True))
+                           progress=lambda w: click.echo(f"... {w.name}", err=True),
+                           frontier_jobs=(jobs or default_jobs()) if frontier else 0,
+                           frontier_progress=lambda t: click.echo(
+                               f"... frontier {describe_task(t)}", err=True))
     except (CloudvampError, ValueError) as e:
         raise click.ClickException(str(e))
 
@@ -91,6 +119,11 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
             click.echo("  targets for default: " + "; ".join(
                 f"{key} {value:.3g} {'MET' if met else 'MISSED'} ({goal_words})"
                 for key, value, _goal, met, goal_words in entry["targets"]))
+        if "frontier" in entry:
+            f = entry["frontier"]
+            click.echo(format_frontier(f["rows"], f["report"]))
+            click.echo(f"  ({f['runs']} sweep runs in {f['wall_s']:.0f} s wall with {f['jobs']} "
+                       f"processes, {f['cpu_s']:.0f} CPU-s)")
     wall_s = time.monotonic() - started
     click.echo(f"({wall_s:.1f} s)", err=True)
     if json_path:
@@ -103,7 +136,8 @@ def bench(ctx, traces, policies, scenario_vms, scenario_days, scenario_step_s, s
                             for n, c in e["compare"].items()},
                 "targets": [{"metric": k, "value": v, "goal": g, "met": met, "words": words}
                             for k, v, g, met, words in e.get("targets", [])],
-                "plots": e.get("plots", [])}
+                "plots": e.get("plots", []),
+                **({"frontier": json_ready_tree(e["frontier"])} if "frontier" in e else {})}
             for w, e in report.items()}}
         with open(json_path, "w") as fh:
             json.dump(doc, fh, indent=2)

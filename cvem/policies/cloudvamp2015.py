@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.policy import Policy
+from ..core.policy import FrontierKnob, Policy
 
 
 class Cloudvamp2015(Policy):
@@ -28,6 +28,8 @@ class Cloudvamp2015(Policy):
     """
 
     name = "cloudvamp2015"
+    # the free share it keeps in each guest, from cautious to bold (shipped: 30 %)
+    frontier_knob = FrontierKnob("mem_over_pct", (70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 10.0))
     # The original's knobs: COOLDOWN 10 s, MEM_DIFF_TO_CHANGE 1 MiB, MEM_MIN 256 MiB, and no
     # floor or shrink limit beyond the band itself.
     guard_defaults = {"cooldown_s": 10.0, "min_step_kib": 1024, "min_step_ratio": 0.0,

@@ -71,7 +71,9 @@ import numpy as np
 from ..core.daily_memory import daily_floor, record_daily
 from ..core.histogram import bucket_edges_kib, bucket_of, rebase
 from ..core.slot_ring import max_over, record_slot_max
-from ..core.policy import Policy
+from ..core.policy import FrontierKnob, Policy
+
+_DAY_S = 86400.0
 
 
 class Default(Policy):
@@ -84,6 +86,28 @@ class Default(Policy):
 
     name = "default"
     guard_defaults = {"cooldown_s": 60.0, "max_shrink_ratio": 0.25}
+    # From cautious to bold: a dearer short window; then the shipped point; then shorter
+    # memory of starved levels (continuous, then by time of day), no band, a cheaper short
+    # window and smaller margins; last no margin, no surge and no decaying peak at all (a
+    # follower of the last need, whose shortfall is beyond cloudvamp2015's). No one parameter
+    # spans the arms' shortfalls (the remembered levels hold most of the reclaim, the price
+    # most of the safety), so the knob is a path through them.
+    frontier_knob = FrontierKnob(
+        ("shortfall_cost_gib", "starved_half_life_s", "starved_daily_half_life_s",
+         "shrink_band_ratio", "grow_headroom_ratio", "margin_ratio", "surge_weight",
+         "peak_half_life_s"),
+        ((30000.0, 5 * _DAY_S, 14 * _DAY_S, 0.4, 0.1, 0.5, 1.0, 3600.0),
+         (8000.0, 5 * _DAY_S, 14 * _DAY_S, 0.4, 0.1, 0.2, 1.0, 3600.0),
+         (2000.0, 5 * _DAY_S, 14 * _DAY_S, 0.4, 0.1, 0.2, 1.0, 3600.0),
+         (450.0, 5 * _DAY_S, 14 * _DAY_S, 0.4, 0.1, 0.2, 1.0, 3600.0),      # shipped
+         (450.0, _DAY_S, 14 * _DAY_S, 0.4, 0.1, 0.2, 1.0, 3600.0),
+         (450.0, 0.0, 14 * _DAY_S, 0.4, 0.1, 0.2, 1.0, 3600.0),
+         (450.0, 0.0, 0.0, 0.4, 0.1, 0.2, 1.0, 3600.0),
+         (450.0, 0.0, 0.0, 0.0, 0.0, 0.2, 1.0, 3600.0),
+         (150.0, 0.0, 0.0, 0.0, 0.0, 0.15, 1.0, 3600.0),
+         (50.0, 0.0, 0.0, 0.0, 0.0, 0.1, 1.0, 3600.0),
+         (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3600.0),
+         (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)))
 
     @dataclass(frozen=True)
     class Params:

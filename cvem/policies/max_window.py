@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.slot_ring import max_over, record_slot_max
-from ..core.policy import Policy
+from ..core.policy import FrontierKnob, Policy
 
 
 class MaxWindow(Policy):
@@ -23,6 +23,8 @@ class MaxWindow(Policy):
     """
 
     name = "max-window"
+    # the margin above the window's maximum, from cautious to bold (shipped: 0.10)
+    frontier_knob = FrontierKnob("margin_ratio", (0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0))
 
     @dataclass(frozen=True)
     class Params:

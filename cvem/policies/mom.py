@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.policy import Policy
+from ..core.policy import FrontierKnob, Policy
 from .host_rules import evaluations, host_total_kib, host_used_kib, used_or_alloc
 
 
@@ -31,6 +31,8 @@ class MomDefault(Policy):
     """
 
     name = "mom"
+    # the host free share below which guests shrink, from cautious to bold (shipped: 0.20)
+    frontier_knob = FrontierKnob("pressure_threshold", (0.1, 0.2, 0.4, 0.6, 0.8, 0.95))
 
     @dataclass(frozen=True)
     class Params:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.policy import Policy
+from ..core.policy import FrontierKnob, Policy
 from .host_rules import evaluations, host_total_kib, host_used_kib, used_or_alloc
 
 MIB = 1024.0
@@ -29,6 +29,8 @@ class ProxmoxAutoBalloon(Policy):
     """
 
     name = "proxmox"
+    # the host share it keeps in use, from cautious to bold (shipped: 0.80)
+    frontier_knob = FrontierKnob("target_ratio", (0.9, 0.8, 0.6, 0.4, 0.2, 0.0))
 
     @dataclass(frozen=True)
     class Params:

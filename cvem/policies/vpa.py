@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.histogram import bucket_edges_kib, bucket_of, percentile_kib, rebase
-from ..core.policy import Policy
+from ..core.policy import FrontierKnob, Policy
 
 MB_IN_KIB = 1e6 / 1024.0
 
@@ -29,6 +29,8 @@ class VpaLike(Policy):
     """
 
     name = "vpa"
+    # the recommendation margin, from cautious to bold (shipped: 0.15)
+    frontier_knob = FrontierKnob("margin_ratio", (0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0))
 
     @dataclass(frozen=True)
     class Params:

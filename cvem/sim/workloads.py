@@ -57,6 +57,23 @@ class Workload:
         return Workload(self.name, self.step_s, self.demand_kib[v, s], self.nominal_kib[v, s],
                         list(self.vm_names)[v], self.start_s, info, surges)
 
+    def every(self, stride: int) -> "Workload":
+        """Every ``stride``-th VM (a quick sub-sample for development runs)."""
+        if stride <= 1:
+            return self
+        rows = np.arange(0, self.vms, stride)
+        info = dict(self.info)
+        if "present_from_step" in info:
+            info["present_from_step"] = np.asarray(info["present_from_step"])[rows]
+        surges = self.surge_starts
+        if surges is not None and len(surges):
+            keep = surges[:, 0] % stride == 0
+            surges = np.column_stack([surges[keep, 0] // stride, surges[keep, 1]])
+        names = list(self.vm_names)
+        return Workload(f"{self.name}[every {stride}]", self.step_s, self.demand_kib[rows],
+                        self.nominal_kib[rows], [names[i] for i in rows] if names else [],
+                        self.start_s, info, surges)
+
 
 # --------------------------------------------------------------------------- generator
 
