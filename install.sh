@@ -29,6 +29,8 @@
 #   --print-config     only print the monitord.conf / oned.conf snippets
 #   --uninstall        remove everything install.sh added (venv only if it created it)
 #   -h, --help
+# Environment: PYTHON, the python3 the venv is made with (default: the first on PATH; if the
+# service user cannot run that one, /usr/bin/python3, or an error when PYTHON was given).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +38,7 @@ PREFIX=/var/lib/one/remotes
 ETC_DIR=/etc/one
 VENV=/opt/cloudvamp/venv
 SYSTEMD_DIR=/etc/systemd/system
+PYTHON_GIVEN=${PYTHON:-}
 PYTHON=${PYTHON:-python3}
 SERVICE_USER=oneadmin
 PIP_OPTIONS=""
@@ -262,6 +265,35 @@ install_im() {
   done
 }
 
+# Whether $SERVICE_USER can run interpreter $1 (with its standard library): a venv only links
+# to the python it was made with, so a python under root's home (pyenv: /root is 0700) makes a
+# venv the unit's user cannot start ("Permission denied"). Unknowable unless root and the user
+# exists: then assumed yes.
+runs_as_service_user() {
+  [ "$(id -u)" = 0 ] && id "$SERVICE_USER" >/dev/null 2>&1 && command -v runuser >/dev/null || return 0
+  (cd / && runuser -u "$SERVICE_USER" -- "$1" -c "import sys" >/dev/null 2>&1)
+}
+
+# Picks the interpreter for a new venv before anything is changed: $PYTHON if the service user
+# can run it; else, when PYTHON was not given, the system's /usr/bin/python3; else one line, exit 1.
+choose_python() {
+  [ $WITH_PACKAGE = 1 ] || return 0
+  if [ -x "$VENV/bin/python" ]; then
+    runs_as_service_user "$VENV/bin/python" \
+      || die "$VENV/bin/python cannot be run by the service user $SERVICE_USER (its python is not readable or executable by that user): remove $VENV and run install.sh again with PYTHON=/usr/bin/python3"
+    return 0
+  fi
+  local exe
+  exe=$("$PYTHON" -c "import sys; print(sys.executable)" 2>/dev/null) || die "no python3 to build the venv with ($PYTHON does not run): install python3 and python3-venv, or set PYTHON"
+  runs_as_service_user "$exe" && return 0
+  if [ -z "$PYTHON_GIVEN" ] && [ -x /usr/bin/python3 ] && runs_as_service_user /usr/bin/python3; then
+    say "$exe (python3 first on PATH) cannot be run by the service user $SERVICE_USER: building the venv with /usr/bin/python3"
+    PYTHON=/usr/bin/python3
+    return 0
+  fi
+  die "$exe cannot be run by the service user $SERVICE_USER (not readable or executable by that user, e.g. a pyenv python under /root): set PYTHON to a python3 that user can run, e.g. PYTHON=/usr/bin/python3"
+}
+
 install_package() {
   if [ $WITH_PACKAGE = 0 ]; then say "skipping the cvem package (--no-package)"; return 0; fi
   if [ ! -x "$VENV/bin/python" ]; then
@@ -382,6 +414,7 @@ case $MODE in
     ;;
   install)
     check_opennebula_tree
+    choose_python
     install_host_library
     install_vmm
     install_im

@@ -13,7 +13,14 @@ What the record holds is what safety needs, nothing that can be rebuilt:
 
 * every VM's cooldown clock (when cvem last changed its size);
 * resizes in flight (including the ones about to be sent: written before acting);
-* live migrations in flight, the one-hour move log and the per-host migration cooldowns.
+* live migrations in flight, the one-hour move log and the per-host migration cooldowns;
+* every VM's nominal size (what its owner chose) and the MEMORY cvem expects: once cvem
+  has resized a VM, oned no longer shows the former, and a successor without it would take
+  MEMORY_MAX (or, confirming a resize in flight, the shrunk size) as the VM's size.
+
+The record names the state DB that wrote it: a node that finds its own record (a restart,
+not a failover) has everything in it already, and newer, so it merges nothing -- merging
+would re-add resizes it has since settled.
 
 A node that takes over merges it into its own state DB conservatively (later clocks win,
 in-flight records are added), then reconciles everything against oned as after a restart.
@@ -52,7 +59,11 @@ class DocumentStore(Protocol):
 
 # ------------------------------------------------------------------------ record
 def build_record(now_s: float, history: FleetHistory, inflight: Iterable[InFlight],
-                 migration_state: MigrationState, planned: Iterable[Resize] = ()) -> dict:
+                 migration_state: MigrationState, planned: Iterable[Resize] = (),
+                 sizes: Optional[Dict[int, Tuple[int, int]]] = None, writer: str = "") -> dict:
+    """``sizes``: each VM's (nominal, expected) KiB (cvem.service.nominal): once cvem has
+    resized a VM, oned no longer shows the size its owner chose; ``writer``: the state DB
+    that wrote the record (a node never takes over from its own, older, record)."""
     last = history.columns.get(LAST_CHANGE_COLUMN)
     cooldown = {}
     if last is not None:
@@ -65,7 +76,8 @@ def build_record(now_s: float, history: FleetHistory, inflight: Iterable[InFligh
                                              a.to_kib, a.reason, "pending", now_s))
     ms = migration_state
     return {
-        "format": FORMAT, "saved_at_s": now_s, "cooldown_s": cooldown,
+        "format": FORMAT, "saved_at_s": now_s, "cooldown_s": cooldown, "writer": writer,
+        "sizes": {str(v): list(ne) for v, ne in sorted((sizes or {}).items())},
         "resizes_in_flight": [asdict(r) for r in records.values()],
         "migrations_in_flight": [asdict(m) for m in ms.in_flight],
         "host_last_migration_s": {str(h): t for h, t in zip(
@@ -121,6 +133,12 @@ def merge_migrations(state: MigrationState, record: dict) -> MigrationState:
                    moved_at_s=np.array([moved[v] for v in sorted(moved)], dtype=float),
                    in_flight=tuple(sorted(flights.values(), key=lambda m: (m.started_s,
                                                                            m.vm_id))))
+
+
+def merge_sizes(sizes: Dict[int, Tuple[int, int]], record: dict) -> Dict[int, Tuple[int, int]]:
+    """The predecessor's nominal sizes: it acted last, so its records win."""
+    return {int(v): (int(ne[0]), int(ne[1])) for v, ne in record.get("sizes", {}).items()
+            if int(v) not in sizes or sizes[int(v)] != (int(ne[0]), int(ne[1]))}
 
 
 def merge_inflight(store: StateStore, record: dict) -> int:

@@ -47,16 +47,20 @@ def last_resizer_is(records: Iterable[Tuple[int, int]], uid: int) -> bool:
 def settle_sizes(vms: Iterable[RawVm], records: Mapping[int, Tuple[int, int]],
                  busy: Set[int], cvem_uid: Optional[int],
                  history_of: Optional[Callable[[int], Iterable[Tuple[int, int]]]] = None,
-                 max_lookups: int = 20) -> SizeUpdate:
+                 max_lookups: int = 20, outside: Set[int] = frozenset()) -> SizeUpdate:
     """Nominal sizes of ``vms`` from the saved ``records`` (vm_id -> (nominal, expected));
     ``busy``: VMs with a resize of cvem in flight (their MEMORY is cvem's doing);
     ``history_of(vm_id)``: (ACTION, UID) of its history records (``one.vm.info``), called at
-    most ``max_lookups`` times."""
+    most ``max_lookups`` times; ``outside``: VMs outside cvem's users/groups/clusters
+    filters, never sized nor looked up (another cvem with the same oned user may manage
+    them: their resizes are not a lost state DB), their records kept as they are."""
     out = SizeUpdate()
     seen = set()
     lookups = 0
     for vm in vms:
         seen.add(vm.vm_id)
+        if vm.vm_id in outside:
+            continue
         rec = records.get(vm.vm_id)
         memory = vm.memory_mib * KIB_PER_MIB if vm.memory_mib else None
         settled = vm.state == 3 and vm.lcm_state == 3 and vm.vm_id not in busy
@@ -90,8 +94,12 @@ def settle_sizes(vms: Iterable[RawVm], records: Mapping[int, Tuple[int, int]],
     return out
 
 
-def confirmed(records: Mapping[int, Tuple[int, int]], vm_id: int, memory_kib: int,
-              nominal_kib: Optional[int] = None) -> Dict[int, Tuple[int, int]]:
-    """The record once cvem's own resize of ``vm_id`` to ``memory_kib`` is seen done."""
-    nominal = records.get(vm_id, (nominal_kib or memory_kib, 0))[0]
-    return {vm_id: (nominal, memory_kib)}
+def confirmed(records: Mapping[int, Tuple[int, int]], vm_id: int,
+              memory_kib: int) -> Dict[int, Tuple[int, int]]:
+    """The record once cvem's own resize of ``vm_id`` to ``memory_kib`` is seen done; none
+    when cvem holds no size for the VM (a resize learnt from another node's handover record
+    without sizes): its MEMORY now is cvem's doing, not the owner's size, so the VM is left
+    to first sight (the history look-up), never given its shrunk MEMORY as its size."""
+    if vm_id not in records:
+        return {}
+    return {vm_id: (records[vm_id][0], memory_kib)}

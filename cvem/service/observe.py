@@ -432,15 +432,23 @@ def why_unmanaged(vm: RawVm, host: Optional[RawHost], params: ServiceParams,
         return f"VM_MAD {vm_mad!r} has no live resize (live_resize_vm_mads)"
     if host.state in HOST_UNUSABLE:
         return f"host {host.name} in state {HOST_STATE_NAMES.get(host.state, host.state)}"
+    outside = outside_filters(vm, host, params)
+    if outside:
+        return outside
+    if in_flight:
+        return "previous resize still in flight"
+    return None
+
+
+def outside_filters(vm: RawVm, host: Optional[RawHost], params: ServiceParams) -> Optional[str]:
+    """Why the VM is outside cvem's users/groups/clusters filters, or None."""
     users, groups, clusters = params.user_filter, params.group_filter, params.cluster_filter
     if users and vm.uname not in users and str(vm.uid) not in users:
         return f"user {vm.uname} not in the users filter"
     if groups and vm.gname not in groups and str(vm.gid) not in groups:
         return f"group {vm.gname} not in the groups filter"
-    if clusters and host.cluster_id not in clusters:
-        return f"cluster {host.cluster_id} not in the clusters filter"
-    if in_flight:
-        return "previous resize still in flight"
+    if clusters and (host is None or host.cluster_id not in clusters):
+        return f"cluster {host.cluster_id if host else None} not in the clusters filter"
     return None
 
 

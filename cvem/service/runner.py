@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -33,12 +34,14 @@ from ..lending.tracker import LendTracker
 from ..ports import AuthFailed, Cloud, CloudRead, OneCallFailed, Unreachable
 from . import lend, nominal, quota
 from .quota import QuotaHolder
-from .handover import Handover, build_record, merge_history, merge_inflight, merge_migrations
+from .handover import (Handover, build_record, merge_history, merge_inflight, merge_migrations,
+                       merge_sizes)
 from .leader import AlwaysActing, LeaderGate
 from .applier import Applier, ApplyResult, Throttle, to_mib
 from ..core.migration import back_off_move, clear_backoff
 from .migrations import forget_move, reconcile_migrations, vm_locations
-from .observe import Observation, VmStatus, host_is_managed, observe, problem_kind
+from .observe import (Observation, VmStatus, host_is_managed, observe, outside_filters,
+                      problem_kind)
 from .state import InFlight, ResizeBackoff, StateStore
 
 LOG = logging.getLogger(__name__)
@@ -94,6 +97,7 @@ class Service:
         self.sizes = store.load_sizes()
         self.resize_backoff = store.load_resize_backoff()
         self._cvem_uid: Optional[int] = None
+        self._writer: Optional[str] = None   # this state DB's name in handover records
         self._settled: List[Tuple[InFlight, str]] = []   # (record, "confirmed"|"rolled back")
         lend_params, strategy = config.build_lending()
         self.lend_tracker = LendTracker(strategy, lend_params)
@@ -157,8 +161,9 @@ class Service:
         backs its VM off, period × 2^failures up to ``backoff_max_s``."""
         self._settled.append((rec, outcome))
         if outcome == "confirmed":
-            self.sizes.update(nominal.confirmed(self.sizes, rec.vm_id, rec.to_kib))
-            self.store.save_sizes({rec.vm_id: self.sizes[rec.vm_id]})
+            sized = nominal.confirmed(self.sizes, rec.vm_id, rec.to_kib)
+            self.sizes.update(sized)
+            self.store.save_sizes(sized)
             if rec.vm_id in self.resize_backoff:
                 del self.resize_backoff[rec.vm_id]
                 self.store.clear_resize_backoff(rec.vm_id)
@@ -191,8 +196,12 @@ class Service:
     def settle_sizes(self, read: CloudRead, busy: Set[int], dry_run: bool):
         """Every VM's nominal size (cvem.service.nominal), saved unless ``dry_run``."""
         inflight = set(busy) | set(self.store.load_inflight())
+        hosts = {h.host_id: h for h in read.hosts}
+        outside = {vm.vm_id for vm in read.vms
+                   if outside_filters(vm, hosts.get(vm.host_id), self.params)}
         update = nominal.settle_sizes(read.vms, self.sizes, inflight, self._cvem_user(),
-                                      getattr(self.cloud, "history_actions", None))
+                                      getattr(self.cloud, "history_actions", None),
+                                      outside=outside)
         if not dry_run:
             for vm_id in update.gone:
                 self.sizes.pop(vm_id, None)
@@ -237,9 +246,9 @@ class Service:
         todo = []
         for st in obs.statuses:
             raw = obs.raw_vms[st.vm_id]
-            if not st.managed and (keys.SHOW_STATE not in raw.user
-                                   or st.reason.startswith(TRANSIENT_REASONS)):
-                continue
+            if st.vm_id not in last and not st.managed and (
+                    keys.SHOW_STATE not in raw.user or st.reason.startswith(TRANSIENT_REASONS)):
+                continue   # a settled action is shown also on a VM now held back
             want = show_attributes(st)
             if self.onedrs_blocked and st.managed:
                 want[keys.ONEDRS_BLOCKED] = "YES"   # cvem owns this VM's migrations
@@ -254,8 +263,10 @@ class Service:
         # not fit in the cycle's time is written in the next cycles (still differing then).
         budget_end = time.monotonic() + SHOW_SHARE * self.params.period_s - (
             time.perf_counter() - started)
-        for _, vm_id, diff in todo[:self.params.max_updates_per_cycle]:
-            if time.monotonic() > budget_end:
+        for not_settled, vm_id, diff in todo[:self.params.max_updates_per_cycle]:
+            # a settled action's CLOUDVAMP_LAST_ACTION is written now whatever the time (one
+            # update per action, like its log line): it is not recomputed next cycle
+            if not_settled and time.monotonic() > budget_end:
                 LOG.debug("show attributes: %d left for the next cycles", len(todo) - written)
                 break
             try:
@@ -325,6 +336,10 @@ class Service:
             if why != "VM gone":
                 state = back_off_move(state, m.vm_id, now_s, p.retry_backoff_s,
                                       p.retry_backoff_max_s)
+        if log and (rec.done or rec.failed):
+            # settled now, not at this cycle's save: a cvem killed in between would settle
+            # (and back off) the same move again at every restart
+            self.store.save_migration_state(state)
         return state
 
     def _forget_refused_moves(self, result: ApplyResult, now_s: float) -> None:
@@ -492,23 +507,40 @@ class Service:
         if record is None:
             LOG.info("no handover record in oned: starting from the local state DB")
             return
+        written = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.get("saved_at_s", 0)))
+        if record.get("writer") and record["writer"] == self._writer_id():
+            # a restart, not a failover: the local state DB holds all of it, and newer
+            LOG.info("the handover record in oned (of %s) is this node's own: starting from "
+                     "the local state DB", written)
+            return
+        sizes = merge_sizes(self.sizes, record)
+        self.sizes.update(sizes)
+        self.store.save_sizes(sizes)
         self.history = merge_history(self.history, record.get("cooldown_s", {}),
                                      self.decider.initial_history)
         self.migration_state = merge_migrations(self.migration_state, record)
         added = merge_inflight(self.store, record)
         self.store.save_cycle(self.history, self.marks, self.migration_state)
-        LOG.info("took over from the handover record of %s: %d cooldown(s), %d resize(s) "
-                 "and %d migration(s) in flight", time.strftime(
-                     "%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.get("saved_at_s", 0))),
-                 len(record.get("cooldown_s", {})), added,
+        LOG.info("took over from the handover record of %s: %d cooldown(s), %d size(s), "
+                 "%d resize(s) and %d migration(s) in flight", written,
+                 len(record.get("cooldown_s", {})), len(sizes), added,
                  len(record.get("migrations_in_flight", [])))
+
+    def _writer_id(self) -> str:
+        """This state DB's name in the handover records it writes (made once, kept)."""
+        if self._writer is None:
+            self._writer = self.store.meta("writer_id")
+            if not self._writer and not getattr(self.store, "readonly", False):
+                self._writer = uuid.uuid4().hex
+                self.store.set_meta("writer_id", self._writer)
+        return self._writer
 
     def _publish_handover(self, now_s, history, mig_state, plan: Optional[Plan] = None):
         if self.handover is None:
             return
         planned = [a for a in plan.actions if isinstance(a, Resize)] if plan else ()
         record = build_record(now_s, history, self.store.load_inflight().values(),
-                              mig_state, planned)
+                              mig_state, planned, sizes=self.sizes, writer=self._writer_id())
         try:
             self.handover.save(record)
         except OneCallFailed as error:

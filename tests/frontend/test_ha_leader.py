@@ -220,3 +220,72 @@ def test_drs_plan_parser_reads_the_real_plan_shape():
     assert parse_drs_plan_vm_ids(xml) == {7}
     assert parse_drs_plan_vm_ids(xml.replace("<STATE>1</STATE><ACTION><ID>0",
                                              "<STATE>2</STATE><ACTION><ID>0")) == set()
+
+
+def test_the_successor_keeps_the_size_its_predecessor_shrank_a_vm_from(tmp_path, caplog):
+    """Issue 15: without the sizes in the handover record, the new leader found a VM last
+    resized by cvem's user and not in its state DB ("lost?") and took MEMORY_MAX (8 GiB) as
+    the size of a VM its owner made 4 GiB."""
+    with OnedDouble(resize_settle_s=0.02, migrate_settle_s=0.05) as oned:
+        host = oned.add_host("kvm-1", total_mem_kib=64 * GIB)
+        vm = oned.add_vm("idle", host, 4096, 8192)
+        clock = Clock(oned)
+        first, second = Node(oned, tmp_path, "fe1", clock), Node(oned, tmp_path, "fe2", clock)
+        first.raft = RAFT_LEADER
+        first.cycle(oned, clock, {vm: 600 * MIB})
+        first.cycle(oned, clock, {vm: 600 * MIB})
+        assert oned.memory_mib(vm) < 4096
+        first.raft, second.raft = RAFT_FOLLOWER, RAFT_LEADER
+        with caplog.at_level(logging.INFO):
+            second.cycle(oned, clock, {vm: 600 * MIB})
+        assert "lost?" not in caplog.text
+        assert "1 size(s)" in caplog.text
+        assert second.svc.sizes[vm][0] == 4096 * 1024
+
+
+def test_a_restart_takes_nothing_over_from_its_own_record(tmp_path, caplog):
+    """A node restarted on its own state DB finds its own handover record, older than its
+    DB when it was killed before publishing: merging it re-added a resize the DB had settled
+    since (the kill -9 run on the real oned "confirmed" one grow three times)."""
+    with OnedDouble(resize_settle_s=0.02, migrate_settle_s=0.05) as oned:
+        host = oned.add_host("kvm-1", total_mem_kib=64 * GIB)
+        vm = oned.add_vm("idle", host, 4096, 4096)
+        clock = Clock(oned)
+        node = Node(oned, tmp_path, "fe1", clock)
+        node.raft = RAFT_SOLO
+        node.cycle(oned, clock, {vm: 600 * MIB})           # the shrink, in flight in the record
+        assert oned.memory_mib(vm) < 4096
+        node.svc.handover.save = lambda record: False       # killed before each publish
+        node.cycle(oned, clock, {vm: 600 * MIB})           # settles it in the local DB only
+        assert not node.svc.store.load_inflight()
+        again = Node(oned, tmp_path, "fe1", clock)          # the same state DB: a restart
+        again.raft = RAFT_SOLO
+        with caplog.at_level(logging.INFO):
+            again.cycle(oned, clock, {vm: 600 * MIB})
+        assert "is this node's own" in caplog.text and "took over" not in caplog.text
+        assert "confirmed after an interrupted cycle" not in caplog.text
+        assert " confirmed=0 " in caplog.text        # the settled shrink is not settled again
+
+
+def test_a_settled_move_is_saved_at_once_not_settled_again_after_a_kill(tmp_path, caplog):
+    """The kill -9 run on the real oned: a move written ahead but never sent was reported
+    "failed: back RUNNING on the source host" (and backed off) at three restarts in a row,
+    the settlement being saved only at the end of the cycle that the kill cut short."""
+    from dataclasses import replace
+    from cvem.core.migration import InFlight as Move
+    from cvem.service.state import StateStore
+    with OnedDouble(resize_settle_s=0.02, migrate_settle_s=0.05) as oned:
+        a = oned.add_host("kvm-1", total_mem_kib=64 * GIB)
+        b = oned.add_host("kvm-2", total_mem_kib=64 * GIB)
+        vm = oned.add_vm("mover", a, 4096, 4096)
+        clock = Clock(oned)
+        node = Node(oned, tmp_path, "fe1", clock)
+        started = clock() - 600                          # written ahead, never sent
+        node.svc.migration_state = replace(node.svc.migration_state,
+                                           in_flight=(Move(vm, a, b, 4096 * 1024, started, "overload"),))
+        node.svc.store.save_migration_state(node.svc.migration_state)
+        with caplog.at_level(logging.INFO):
+            node.svc.reconcile_migrations(node.svc.cloud.read_cloud(), clock())   # then killed
+        assert "failed: back RUNNING on the source host" in caplog.text
+        saved = StateStore(str(tmp_path / "fe1.db")).load_migration_state()
+        assert saved.in_flight == () and vm in saved.backoff_vm_ids.tolist()

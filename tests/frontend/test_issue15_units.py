@@ -74,3 +74,25 @@ def test_quota_hold_follows_plan_and_owner_and_group():                         
     assert quota.target_limits({"MEMORY": "-2"}, None, 6144) == {"MEMORY": "-2"}
     assert quota.target_limits(base, None, 0) == base
     assert quota.quota_template({"MEMORY": "1", "VMS": "2"}) == 'VM=[MEMORY="1", VMS="2"]'
+
+
+def test_vms_outside_the_filters_are_never_sized_nor_looked_up():
+    """Another cvem with the same oned user may manage them: their resizes by "cvem's user"
+    are not a lost state DB (the warning a real-tier run showed), and they cost no look-up."""
+    looked_up = []
+
+    def history(vm_id):
+        looked_up.append(vm_id)
+        return [(35, 0)]
+    records = {2: (4096 * MIB, 2048 * MIB)}
+    out = nominal.settle_sizes([raw(1, 2048, seq=2), raw(2, 3000)], records, set(), 0, history,
+                               outside={1, 2})
+    assert looked_up == [] and out.changed == {} and out.nominal_kib == {}
+    assert out.gone == ()                     # VM 2's record is kept, not dropped
+
+
+def test_a_confirmed_resize_of_a_vm_without_a_size_gives_it_no_size():
+    """A resize learnt from a predecessor's record: the shrunk MEMORY is not the VM's size."""
+    assert nominal.confirmed({}, 1, 2048 * MIB) == {}
+    assert nominal.confirmed({1: (4096 * MIB, 4096 * MIB)}, 1, 2048 * MIB) == \
+        {1: (4096 * MIB, 2048 * MIB)}

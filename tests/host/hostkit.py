@@ -95,10 +95,10 @@ def build_fake_one(root, kvm_actions=None):
     return FakeOne(root=root, remotes=remotes, etc=etc, systemd=root / "systemd")
 
 
-def run_install(fake, *options, check=True):
+def run_install(fake, *options, check=True, env=None):
     command = ["bash", str(INSTALL_SH), "--prefix", str(fake.remotes), "--etc-dir", str(fake.etc),
                "--systemd-dir", str(fake.systemd), "--venv", str(fake.root / "venv")] + list(options)
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     if check and completed.returncode != 0:
         raise AssertionError("install.sh failed: %s\n%s" % (completed.stdout, completed.stderr))
     return completed

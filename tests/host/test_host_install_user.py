@@ -158,3 +158,58 @@ def test_a_dangling_category_link_is_replaced_by_the_probes(tmp_path):
     run_install(fake, *COMMON)
     probe = blocker / "cloudvamp_balloon.py"
     assert not blocker.is_symlink() and probe.is_file() and os.access(probe, os.X_OK)
+
+
+@pytest.fixture
+def private_python():
+    """A python3 the way pyenv puts one first on root's PATH: under a directory only root
+    may enter (/root is 0700), so another user gets "Permission denied" running it."""
+    system = "/usr/bin/python3"
+    if not os.access(system, os.X_OK):
+        pytest.skip("no /usr/bin/python3 to stand in for a private one")
+    base = Path(tempfile.mkdtemp(prefix="cvem-private-python-"))
+    os.chmod(base, 0o700)
+    (base / "python3").symlink_to(system)
+    try:
+        yield base / "python3"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_python_the_service_user_cannot_run_is_refused_in_one_line(open_fake, throwaway_user,
+                                                                      private_python):
+    fake = open_fake
+    env = dict(os.environ, PYTHON=str(private_python))
+    done = run_install(fake, "--service-user", throwaway_user, check=False, env=env)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("install.sh: error: %s cannot be run by the "
+                                                   "service user %s" % (private_python, throwaway_user)), done.stderr
+    assert "PYTHON=/usr/bin/python3" in lines[0]
+    assert not (fake.root / "venv").exists()                 # refused before changing anything
+    assert not (fake.remotes / "vmm" / "cloudvamp").exists()
+
+
+def test_the_system_python_is_taken_when_the_first_on_path_is_private(open_fake, throwaway_user,
+                                                                       private_python):
+    fake = open_fake
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    env["PATH"] = "%s:/usr/bin:/bin:/usr/sbin:/sbin" % private_python.parent
+    done = run_install(fake, "--service-user", throwaway_user, "--pip-options", "--no-deps", env=env)
+    assert "cannot be run by the service user %s: building the venv with /usr/bin/python3" % (
+        throwaway_user) in done.stdout
+    runs = as_user(throwaway_user, str(fake.root / "venv" / "bin" / "python"), "-c", "import cvem")
+    assert runs.returncode == 0, runs.stderr
+
+
+def test_a_venv_left_on_a_private_python_is_refused(open_fake, throwaway_user, private_python):
+    fake = open_fake
+    subprocess.run([str(private_python), "-m", "venv", "--without-pip", str(fake.root / "venv")],
+                   check=True)
+    done = run_install(fake, "--service-user", throwaway_user, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("install.sh: error: %s cannot be run by the service user %s "
+                                   "(its python is not readable or executable by that user): remove "
+                                   "%s and run install.sh again with PYTHON=/usr/bin/python3" % (
+                                       fake.root / "venv" / "bin" / "python", throwaway_user,
+                                       fake.root / "venv")), done.stderr

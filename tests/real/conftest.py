@@ -12,6 +12,8 @@ Environment:
   CLOUDVAMP_REAL_PORT          oned's port (default 2733, never a user's 2633); monitord, hook and
                                OneGate ports shift with it
   CLOUDVAMP_REAL_PREFIX        where the test bed lives (default <tmp>/cloudvamp-real-<port>)
+  CLOUDVAMP_REAL_PORT2         the port of the second bed of ``own_one`` (modules that restart
+                               or rewrite oned; default CLOUDVAMP_REAL_PORT + 10)
   CLOUDVAMP_TESTBED            the test bed's scripts (default <repo>/../shared/oned-testbed)
   CLOUDVAMP_REAL_REUSE=1       keep the bed running after the session and reuse a running one
                                (quick iterations while writing tests)
@@ -79,7 +81,9 @@ def _existing_one():
     return one
 
 
-def _start_bed(reuse=False):
+def _start_bed(reuse=False, port=None, prefix=None, **start_env):
+    """Build (idempotent) and start a test bed on ``port`` (default the tier's) under
+    ``prefix``; with ``reuse``, take a running one there as it is."""
     testbed_dir = _testbed_dir()
     if not (testbed_dir / "start.sh").is_file():
         _unavailable("no OpenNebula test bed at %s (set CLOUDVAMP_TESTBED or CLOUDVAMP_REAL_ENDPOINT)"
@@ -87,9 +91,10 @@ def _start_bed(reuse=False):
     for command in ("bash", "ruby", "setsid"):
         if not shutil.which(command):
             _unavailable("missing %s (as root, scripts/setup --real installs the bed's packages)" % command)
-    prefix = real_prefix()
-    bed = RealOne(endpoint="http://127.0.0.1:%d/RPC2" % real_port(), auth="", prefix=prefix,
-                  testbed_dir=testbed_dir)
+    port = port or real_port()
+    prefix = prefix or real_prefix()
+    bed = RealOne(endpoint="http://127.0.0.1:%d/RPC2" % port, auth="", prefix=prefix,
+                  testbed_dir=testbed_dir, port=port)
     if reuse and (prefix / "env.sh").is_file():
         try:
             bed.env = _read_env_sh(prefix / "env.sh")
@@ -106,14 +111,28 @@ def _start_bed(reuse=False):
                                capture_output=True, text=True, timeout=1800)
         if built.returncode != 0:
             _unavailable("build.sh failed: %s" % (built.stderr or built.stdout).strip()[-500:])
-        bed.script("start.sh", FRESH="1", ONEGATE=os.environ.get("CLOUDVAMP_REAL_ONEGATE", "1"),
-                   PROBE_PERIOD_S=os.environ.get("CLOUDVAMP_REAL_PROBE_PERIOD_S", "5"))
+        for attempt in range(3):
+            try:
+                bed.script("start.sh", FRESH="1", **start_env)
+                break
+            except RuntimeError:
+                # oned gives each driver 10 s to answer INIT (Driver.h): on a loaded machine
+                # monitord, starting its Ruby drivers, can miss that ("Driver initialization
+                # time out") -- start again
+                bed.script("stop.sh")
+                if attempt == 2:
+                    raise
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         _unavailable(str(error)[-1500:])
     bed.env = _read_env_sh(prefix / "env.sh")
     bed.env["RUBYLIB"] = str(prefix / "one" / "lib" / "ruby")
     bed.auth = Path(bed.env["ONE_AUTH"]).read_text().strip()
     return bed
+
+
+def _stop_bed(bed):
+    subprocess.run(["bash", str(bed.testbed_dir / "stop.sh")], env=dict(os.environ, PREFIX=str(bed.prefix)),
+                   capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -125,14 +144,33 @@ def real_one():
         yield _existing_one()
         return
     reuse = os.environ.get("CLOUDVAMP_REAL_REUSE") == "1"
-    bed = _start_bed(reuse)
+    bed = _start_bed(reuse, ONEGATE=os.environ.get("CLOUDVAMP_REAL_ONEGATE", "1"),
+                     PROBE_PERIOD_S=os.environ.get("CLOUDVAMP_REAL_PROBE_PERIOD_S", "5"))
     try:
         yield bed
     finally:
-        if reuse:
-            return
-        subprocess.run(["bash", str(bed.testbed_dir / "stop.sh")], env=dict(os.environ, PREFIX=str(bed.prefix)),
-                       capture_output=True, timeout=120)
+        if not reuse:
+            _stop_bed(bed)
+
+
+@pytest.fixture(scope="module")
+def own_one():
+    """A second test bed for one module, started and stopped with it, for tests that rewrite
+    or restart oned (the session's bed stays untouched): port CLOUDVAMP_REAL_PORT2 (default
+    the tier's port + 10), prefix <tmp>/cloudvamp-real-<that port>, one live-resize host and no
+    VM of the bed's own (tests make their clusters), no OneGate."""
+    if _BRING_UP_FAILURE:
+        _unavailable(_BRING_UP_FAILURE[0])
+    if os.environ.get("CLOUDVAMP_REAL_ENDPOINT"):
+        pytest.skip("needs a test bed of its own (it rewrites and restarts oned); "
+                    "CLOUDVAMP_REAL_ENDPOINT points at an existing OpenNebula")
+    port = int(os.environ.get("CLOUDVAMP_REAL_PORT2", real_port() + 10))
+    bed = _start_bed(port=port, prefix=Path(tempfile.gettempdir()) / ("cloudvamp-real-%d" % port),
+                     ONEGATE="0", PROBE_PERIOD_S="5", VMS_PER_HOST="0", LIVE_HOSTS="1")
+    try:
+        yield bed
+    finally:
+        _stop_bed(bed)
 
 
 @pytest.fixture(scope="module")

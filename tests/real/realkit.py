@@ -31,6 +31,7 @@ class RealOne:
     prefix: Path = None            # None when pointed at an existing OpenNebula
     testbed_dir: Path = None
     env: dict = field(default_factory=dict)   # ONE_XMLRPC, ONE_AUTH, ONE_LOCATION, ... for children
+    port: int = None               # oned's port when this session started the bed
 
     @property
     def managed(self):
@@ -126,8 +127,8 @@ class RealOne:
         """Run one of the bed's shell scripts (start.sh, stop.sh) with this bed's prefix and port."""
         self._require_bed()
         completed = subprocess.run(["bash", str(self.testbed_dir / name)],
-                                   env=dict(os.environ, PREFIX=str(self.prefix), ONE_PORT=str(real_port()),
-                                            **env),
+                                   env=dict(os.environ, PREFIX=str(self.prefix),
+                                            ONE_PORT=str(self.port or real_port()), **env),
                                    capture_output=True, text=True, timeout=timeout_s)
         if completed.returncode != 0:
             raise RuntimeError("%s failed (%d): %s%s" % (name, completed.returncode,

@@ -4,10 +4,10 @@ cvem runs as the operator runs it (a `cvem run` process on its config and state 
 dummy driver taking seconds to resize and migrate so actions are in flight when the kill lands.
 It is killed 20 times at seeded random moments and restarted on the same state DB; the guests
 alternate between idle and surging meanwhile. Across the whole run, from oned's own history
-records and cvem's logs: no resize issued twice, none lost, cooldowns held across restarts, no VM
-above its size or below what its guest uses plus the floor.
+records and cvem's logs: no resize issued twice, none lost, a cooldown after every change before
+a shrink (on oned's clock, across restarts), no VM above its size or below what its guest uses
+plus the floor.
 """
-import os
 import random
 import re
 import signal
@@ -21,9 +21,6 @@ import pytest
 
 from realkit import GuestReports, cvem_config_text
 
-pytestmark = [pytest.mark.skipif(os.environ.get("CLOUDVAMP_REAL_KILL9") != "1", reason=(
-    "opt-in (set CLOUDVAMP_REAL_KILL9=1): passed 2 of 3 runs; its cooldown check reads oned's history start times, which the driver's delay shifts — measure from cvem's issue times before making it required"))]
-
 MIB_KIB = 1024
 SIZE_MIB = 4096
 IDLE_USED_MIB = 400
@@ -35,7 +32,8 @@ RESIZE_ACTION = "35"      # HISTORY/ACTION of a resize in oned 7.4 (real recordi
 LIVE_MIGRATE_ACTION = "2"
 # the default policy with memories of seconds, not hours: guests swing within the test
 SHORT_MEMORY_POLICY = ("[policy:default]\npeak_half_life_s = 2\nsurge_half_life_s = 2\n"
-                       "activity_half_life_s = 2\nstarved_half_life_s = 2\nrise_window_s = 2\n")
+                       "activity_half_life_s = 2\nstarved_half_life_s = 2\nrise_window_s = 2\n"
+                       "starved_daily_half_life_s = 2\n")
 REPO = Path(__file__).resolve().parents[2]
 
 ISSUED = re.compile(r"^(\S+ \S+) INFO \S+: vm=(\d+) host=\d+ action=(grow|shrink) "
@@ -93,15 +91,17 @@ def _inflight(state_db):
         db.close()
 
 
-def _history_stimes(one, vm, action):
-    return [int(h.findtext("STIME")) for h in one.vm(vm).findall("HISTORY_RECORDS/HISTORY")
+def _action_times(one, vm, action):
+    """When oned accepted each ``action`` on the VM (1 s resolution), oldest first.
+
+    An action closes the history record open at the time (its ETIME, ACTION and UID) and
+    opens the next one (``DispatchManager::close_cp_history``): the closed record's STIME is
+    when the *previous* action happened, so the STIMEs of ACTION=35 records are the times of
+    the changes before each resize, not of the resizes."""
+    return [int(h.findtext("ETIME")) for h in one.vm(vm).findall("HISTORY_RECORDS/HISTORY")
             if h.findtext("ACTION") == action]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "1 run in 3: two shrinks of one VM 4 s apart by oned's HISTORY STIME (cooldown 6 s) though "
-    "cvem's log shows them issued 6.1 s apart; likely STIME skewed by the dummy driver's resize "
-    "delay (the check should use issue times), not yet confirmed"))
 def test_cvem_killed_at_random_moments_repeats_nothing_loses_nothing_breaks_no_rule(
         real_one, empty_cluster, tmp_path):
     cluster_id, (a, b, d) = empty_cluster
@@ -162,26 +162,29 @@ def test_cvem_killed_at_random_moments_repeats_nothing_loses_nothing_breaks_no_r
               len(seen_inflight)))
 
     for vm in vms:
-        stimes = _history_stimes(real_one, vm, RESIZE_ACTION)
+        times = _action_times(real_one, vm, RESIZE_ACTION)
         made = decisions[vm]
         # none repeated, none lost: oned holds exactly the resizes cvem decided
-        assert len(stimes) == len(made), (vm, stimes, made)
+        assert len(times) == len(made), (vm, times, made)
         for (_, _, to_kib), (_, from_kib, _) in zip(made, made[1:]):
             assert from_kib == to_kib, ("a resize issued from a stale size", vm, made)
-        # cooldown between shrinks, across restarts (oned's own times, 1 s resolution)
-        shrink_times = [t for t, (direction, _, _) in zip(stimes, made) if direction == "shrink"]
-        for first, second in zip(shrink_times, shrink_times[1:]):
-            assert second - first >= COOLDOWN_S - 1, (vm, shrink_times)
+        # a shrink waits a cooldown after any change, across restarts: measured on oned's
+        # clock between the resizes it accepted (1 s resolution, hence the second's slack)
+        for before, when, (direction, _, _) in zip(times, times[1:], made[1:]):
+            if direction == "shrink":
+                assert when - before >= COOLDOWN_S - 1, (vm, list(zip(times, made)))
         # never above its size, never below the idle guest's used + floor
         for direction, _, to_kib in made:
             assert to_kib <= SIZE_MIB * MIB_KIB, (vm, made)
             if direction == "shrink":
                 assert to_kib >= (IDLE_USED_MIB + FLOOR_MIB) * MIB_KIB, (vm, made)
-        # each live migration issued once, and followed to its end
-        migrations = len(re.findall(r"vm=%d host=\d+ action=migrate to_host=\d+ reason=\S+ issued" % vm, text))
+        # every live migration oned made was issued by cvem and followed to its end, once; a
+        # move killed after its write-ahead record but before the call ends "failed" (never
+        # made), a move killed during the call has no "issued" line but ends all the same
+        issued = len(re.findall(r"vm=%d host=\d+ action=migrate to_host=\d+ reason=\S+ issued" % vm, text))
         ended = len(re.findall(r"vm=%d host=\d+ action=migrate to_host=\d+ (done|failed)" % vm, text))
-        assert len(_history_stimes(real_one, vm, LIVE_MIGRATE_ACTION)) == migrations, (vm, migrations)
-        assert ended == migrations, (vm, migrations, ended)
+        made_by_oned = len(_action_times(real_one, vm, LIVE_MIGRATE_ACTION))
+        assert issued <= made_by_oned <= ended, (vm, issued, made_by_oned, ended)
         final = real_one.wait_running(vm, 60)   # the last run's last resize settles
         assert IDLE_USED_MIB + FLOOR_MIB <= int(final.findtext("TEMPLATE/MEMORY")) <= SIZE_MIB
 

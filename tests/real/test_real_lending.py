@@ -10,7 +10,8 @@ the next VM's size) and the next VM stays PENDING.
 
 The test bed (`../shared/oned-testbed`) is started here with its own scripts; PREFIX and
 ONE_PORT come from CVEM_TESTBED_PREFIX / CVEM_TESTBED_PORT (defaults: a temporary folder,
-port 2653). Without the test bed it skips, except under CI=true where it fails.
+the real tier's second-bed port, CLOUDVAMP_REAL_PORT2 or CLOUDVAMP_REAL_PORT + 10). Without
+the test bed it skips, except under CI=true where it fails.
 """
 import os
 import shutil
@@ -23,6 +24,7 @@ import xmlrpc.client
 from pathlib import Path
 
 import pytest
+from realkit import real_port
 
 pytestmark = pytest.mark.real
 
@@ -82,7 +84,10 @@ def bed(tmp_path_factory):
         _unavailable("the test bed needs root (Debian packages)")
     prefix = Path(os.environ.get("CVEM_TESTBED_PREFIX") or tmp_path_factory.mktemp("tb"))
     prefix.mkdir(parents=True, exist_ok=True)
-    b = Bed(prefix, int(os.environ.get("CVEM_TESTBED_PORT", "2653")))
+    # the second bed's port (conftest.own_one; modules run one after the other), never a
+    # fixed one: two engineers' or CI's runs at once would share it
+    b = Bed(prefix, int(os.environ.get("CVEM_TESTBED_PORT") or os.environ.get("CLOUDVAMP_REAL_PORT2")
+                        or real_port() + 10))
     _script(b, "stop.sh")   # a bed left over by a killed session
     _script(b, "build.sh")
     _script(b, "start.sh", FRESH="1", LIVE_HOSTS="1", VMS_PER_HOST="3", VM_MEMORY_MIB="5120",
