@@ -53,9 +53,15 @@ LCM_NAMES = {3: "RUNNING", 4: "MIGRATE", 7: "SAVE_MIGRATE", 8: "PROLOG_MIGRATE",
 def _dry_cycle(ctx):
     """One read-only cycle that changes nothing in oned or the state DB (plan, status)."""
     try:
-        return _service(_config(ctx), readonly=True).cycle(dry_run=True)
+        service = _service(_config(ctx), readonly=True)
     except CloudvampError as error:
         _fail(error)
+    try:
+        return service.cycle(dry_run=True)
+    except CloudvampError as error:
+        _fail(error)
+    finally:
+        service.store.close()
 
 
 def _mib(kib):
@@ -198,6 +204,7 @@ def run(ctx, once, dry_run, reset_state, metrics_address):
     finally:
         if server is not None:
             server.stop()
+        service.store.close()   # checkpoints the WAL: nothing of it outlives the command
     if once and service.last_error:
         _fail(service.last_error)   # a single cycle that failed is a failed command
 
