@@ -5,7 +5,6 @@ cooldowns its predecessor started, and the metrics of a live cycle over HTTP."""
 import time
 import urllib.request
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cvem import keys

@@ -17,8 +17,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from realkit import GuestReports, cvem_config_text
 
 MIB_KIB = 1024

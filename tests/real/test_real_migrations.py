@@ -4,24 +4,10 @@ One cluster per test: hosts A and B with the live-resize VM_MAD ``dummylive``, h
 stock ``dummy`` (no live resize), 16 GiB each. cvem manages only that cluster.
 """
 import logging
-import time
 
-from realkit import GuestReports, cvem_service, remember_nominal
+from realkit import FastClock, GuestReports, cvem_service, remember_nominal
 
 GIB_KIB = 1024 * 1024
-
-
-class FastClock:
-    """cvem's clock, moved on by hand (a 10 s period without waiting for it)."""
-
-    def __init__(self):
-        self.offset_s = 0.0
-
-    def __call__(self):
-        return time.time() + self.offset_s
-
-    def advance(self, seconds):
-        self.offset_s += seconds
 MIGRATE_LCM = ("4",)
 
 

@@ -4,22 +4,10 @@ Each test has the module's cluster (hosts A, B: dummylive; D: dummy) to itself; 
 in-process (its Service over pyone) with a clock moved by hand, 10 s per cycle.
 """
 import logging
-import time
 
-from realkit import GuestReports, cvem_service, make_user
+from realkit import FastClock, GuestReports, cvem_service, make_user
 
 MIB_KIB = 1024
-
-
-class FastClock:
-    def __init__(self):
-        self.offset_s = 0.0
-
-    def __call__(self):
-        return time.time() + self.offset_s
-
-    def advance(self, seconds):
-        self.offset_s += seconds
 
 
 def idle(reports, vm_id, used_mib=400):
