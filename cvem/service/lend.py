@@ -32,7 +32,7 @@ from ..core.model import KIB_PER_MIB
 from ..lending.base import HostNow
 from ..lending.target import reserved_target_kib
 from ..lending.tracker import LendTracker
-from ..ports import RawHost, RawVm
+from ..ports import RawHost
 from .observe import Observation, parse_reserved_kib
 
 LOG = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from .leader import AlwaysActing, LeaderGate
 from .applier import Applier, ApplyResult, Throttle, to_mib
 from ..core.migration import back_off_move, clear_backoff
 from .migrations import forget_move, reconcile_migrations, vm_locations
-from .observe import (Observation, VmStatus, host_is_managed, observe, outside_filters,
+from .observe import (Observation, VmStatus, observe, outside_filters,
                       problem_kind)
 from .state import InFlight, ResizeBackoff, StateStore
 
